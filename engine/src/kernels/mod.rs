@@ -1,0 +1,102 @@
+//! WGSL kernels: one `.wgsl` file per family, included once here, specialised by prepending a
+//! weight-storage file (`weights_{f32,f16,bf16}.wgsl`) where a kernel reads weights, and by
+//! `override` constants. Each family has a thin launcher module and a plain-Rust reference in
+//! `crate::cpu` with the same name; the tests at the bottom of each launcher run both.
+
+pub mod attention;
+pub mod elementwise;
+pub mod embedding;
+pub mod matmul;
+pub mod norm;
+pub mod rope;
+
+#[cfg(test)]
+pub(crate) mod testing;
+
+use crate::error::EngineError;
+use crate::tensor::DType;
+
+/// The kernel source files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    Matmul,
+    Embedding,
+    Norm,
+    Rope,
+    Attention,
+    Elementwise,
+}
+
+const COMMON: &str = include_str!("common.wgsl");
+
+fn family_source(f: Family) -> &'static str {
+    match f {
+        Family::Matmul => include_str!("matmul.wgsl"),
+        Family::Embedding => include_str!("embedding.wgsl"),
+        Family::Norm => include_str!("norm.wgsl"),
+        Family::Rope => include_str!("rope.wgsl"),
+        Family::Attention => include_str!("attention.wgsl"),
+        Family::Elementwise => include_str!("elementwise.wgsl"),
+    }
+}
+
+fn weights_source(d: DType) -> &'static str {
+    match d {
+        DType::F32 => include_str!("weights_f32.wgsl"),
+        DType::F16 => include_str!("weights_f16.wgsl"),
+        DType::BF16 => include_str!("weights_bf16.wgsl"),
+    }
+}
+
+/// One entry point with its specialisation: the pipeline cache key.
+#[derive(Clone, Debug)]
+pub struct Kernel {
+    pub family: Family,
+    pub entry: &'static str,
+    /// Storage bindings 1.. in order; `true` where the kernel writes.
+    pub bindings: &'static [bool],
+    /// Storage type of the `w` binding, for kernels that read weights.
+    pub weights: Option<DType>,
+    pub constants: Vec<(String, f64)>,
+}
+
+impl Kernel {
+    pub fn new(family: Family, entry: &'static str, bindings: &'static [bool]) -> Self {
+        Kernel { family, entry, bindings, weights: None, constants: Vec::new() }
+    }
+
+    pub fn with_weights(mut self, d: DType) -> Self {
+        self.weights = Some(d);
+        self
+    }
+
+    pub fn key(&self) -> String {
+        let mut k = format!("{:?}::{}", self.family, self.entry);
+        if let Some(d) = self.weights {
+            k.push_str(&format!("<{d:?}>"));
+        }
+        for (name, v) in &self.constants {
+            k.push_str(&format!(",{name}={v}"));
+        }
+        k
+    }
+}
+
+/// The full WGSL text of `kernel`: common helpers, the weight-storage file if any, the family.
+pub fn source(kernel: &Kernel) -> Result<String, EngineError> {
+    let body = family_source(kernel.family);
+    let reads_weights = body.contains("array<WStore>");
+    let mut s = String::from(COMMON);
+    match (kernel.weights, reads_weights) {
+        (Some(d), true) => s.push_str(weights_source(d)),
+        (None, false) => {}
+        (Some(_), false) | (None, true) => {
+            return Err(EngineError::Shader {
+                kernel: kernel.key(),
+                message: "weight storage type given to a kernel without weights, or missing".into(),
+            })
+        }
+    }
+    s.push_str(body);
+    Ok(s)
+}

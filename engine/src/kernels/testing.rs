@@ -1,0 +1,63 @@
+//! Test helpers shared by the kernel tests: a device, seeded inputs, weight encoding and a
+//! closeness check that names the first failing index.
+
+use std::rc::Rc;
+
+use rand::{Rng, SeedableRng};
+
+use crate::gpu::Gpu;
+use crate::tensor::DType;
+
+/// Runs one async test body natively (pollster) and in the browser (wasm-bindgen-test).
+macro_rules! gpu_test {
+    ($name:ident, $body:expr) => {
+        #[cfg(not(target_arch = "wasm32"))]
+        #[test]
+        fn $name() {
+            pollster::block_on($body)
+        }
+        #[cfg(target_arch = "wasm32")]
+        #[wasm_bindgen_test::wasm_bindgen_test]
+        async fn $name() {
+            $body.await
+        }
+    };
+}
+pub(crate) use gpu_test;
+
+pub async fn gpu() -> Rc<Gpu> {
+    match Gpu::new().await {
+        Ok(g) => g,
+        Err(e) => panic!("kernel tests need a GPU adapter (lavapipe natively): {e}"),
+    }
+}
+
+/// Values in [-1, 1) from a seeded ChaCha stream.
+pub fn random(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    (0..n).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect()
+}
+
+/// The bytes of `w` stored as `dtype`, and the values those bytes hold (what the GPU sees).
+pub fn encode_weights(w: &[f32], dtype: DType) -> (Vec<u8>, Vec<f32>) {
+    match dtype {
+        DType::F32 => (bytemuck::cast_slice(w).to_vec(), w.to_vec()),
+        DType::F16 => {
+            let h: Vec<half::f16> = w.iter().map(|&v| half::f16::from_f32(v)).collect();
+            (bytemuck::cast_slice(&h).to_vec(), h.iter().map(|v| v.to_f32()).collect())
+        }
+        DType::BF16 => {
+            let h: Vec<half::bf16> = w.iter().map(|&v| half::bf16::from_f32(v)).collect();
+            (bytemuck::cast_slice(&h).to_vec(), h.iter().map(|v| v.to_f32()).collect())
+        }
+    }
+}
+
+/// Fails on the first element where `|got − want| > tol · max(1, |want|)`, or on NaN.
+pub fn assert_close(got: &[f32], want: &[f32], tol: f32, label: &str) {
+    assert_eq!(got.len(), want.len(), "{label}: length");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let ok = (g - w).abs() <= tol * w.abs().max(1.0);
+        assert!(ok && !g.is_nan(), "{label}: index {i}: got {g}, want {w} (tolerance {tol})");
+    }
+}
