@@ -1,1 +1,433 @@
+//! Byte sources and the model folder in Hugging Face layout.
+//!
+//! A [`ByteSource`] reads whole small files (configs, tokenizer) and byte ranges of large ones
+//! (weights), so tensors stream to the GPU one at a time: peak host memory is the largest single
+//! tensor, never the file. Sources: a local folder, an HTTP base URL in the Hub's
+//! `/<repo>/resolve/<revision>/` layout (native: ureq; browser: `fetch` with `Range`).
 
+use std::collections::HashMap;
+
+use crate::error::LoadError;
+use crate::formats::hf_config::{self, ModelConfig};
+use crate::formats::safetensors::{self, TensorEntry};
+use crate::tensor::HostTensor;
+
+/// Where model files come from.
+#[allow(async_fn_in_trait)]
+pub trait ByteSource {
+    /// Where `file` is, for messages.
+    fn describe(&self, file: &str) -> String;
+    /// The whole of a (small) file; [`LoadError::NotFound`] when it does not exist.
+    async fn read(&self, file: &str) -> Result<Vec<u8>, LoadError>;
+    /// `len` bytes of `file` from `start`; fails if fewer are there.
+    async fn read_range(&self, file: &str, start: u64, len: u64) -> Result<Vec<u8>, LoadError>;
+    /// The size of `file` in bytes, if the source can tell without reading it.
+    async fn size(&self, file: &str) -> Result<Option<u64>, LoadError>;
+}
+
+/// A file that may be absent.
+pub async fn read_optional<S: ByteSource>(
+    src: &S,
+    file: &str,
+) -> Result<Option<Vec<u8>>, LoadError> {
+    match src.read(file).await {
+        Ok(b) => Ok(Some(b)),
+        Err(LoadError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A local folder.
+#[cfg(not(target_arch = "wasm32"))]
+pub struct DirSource(pub std::path::PathBuf);
+
+#[cfg(not(target_arch = "wasm32"))]
+impl ByteSource for DirSource {
+    fn describe(&self, file: &str) -> String {
+        self.0.join(file).display().to_string()
+    }
+
+    async fn read(&self, file: &str) -> Result<Vec<u8>, LoadError> {
+        let path = self.0.join(file);
+        std::fs::read(&path).map_err(|e| io_error(&path.display().to_string(), e))
+    }
+
+    async fn read_range(&self, file: &str, start: u64, len: u64) -> Result<Vec<u8>, LoadError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let path = self.0.join(file);
+        let name = path.display().to_string();
+        let mut f = std::fs::File::open(&path).map_err(|e| io_error(&name, e))?;
+        f.seek(SeekFrom::Start(start))
+            .map_err(|e| io_error(&name, e))?;
+        let mut buf = vec![0u8; len as usize];
+        f.read_exact(&mut buf).map_err(|e| LoadError::Io {
+            file: name.clone(),
+            message: format!("reading {len} bytes at {start}: {e} (truncated file?)"),
+        })?;
+        Ok(buf)
+    }
+
+    async fn size(&self, file: &str) -> Result<Option<u64>, LoadError> {
+        let path = self.0.join(file);
+        let meta =
+            std::fs::metadata(&path).map_err(|e| io_error(&path.display().to_string(), e))?;
+        Ok(Some(meta.len()))
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn io_error(file: &str, e: std::io::Error) -> LoadError {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        LoadError::NotFound {
+            file: file.to_string(),
+        }
+    } else {
+        LoadError::Io {
+            file: file.to_string(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Files under an HTTP base URL, e.g. `https://huggingface.co/Qwen/Qwen3-VL-2B-Instruct/resolve/main`.
+pub struct HttpSource {
+    base: String,
+}
+
+impl HttpSource {
+    pub fn new(base: &str) -> Self {
+        HttpSource {
+            base: base.trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// The base URL of a Hub repository at a revision.
+    pub fn hub(repo: &str, revision: &str) -> Self {
+        Self::new(&format!("https://huggingface.co/{repo}/resolve/{revision}"))
+    }
+
+    fn url(&self, file: &str) -> String {
+        format!("{}/{}", self.base, file)
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl HttpSource {
+    fn get(&self, file: &str, range: Option<(u64, u64)>) -> Result<Vec<u8>, LoadError> {
+        let url = self.url(file);
+        let mut req = ureq::get(&url);
+        if let Some((start, len)) = range {
+            req = req.header(
+                "Range",
+                &format!("bytes={}-{}", start, start + len.max(1) - 1),
+            );
+        }
+        let mut resp = match req.call() {
+            Ok(r) => r,
+            Err(ureq::Error::StatusCode(404)) => return Err(LoadError::NotFound { file: url }),
+            Err(e) => {
+                return Err(LoadError::Io {
+                    file: url,
+                    message: e.to_string(),
+                })
+            }
+        };
+        let status = resp.status().as_u16();
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(u64::MAX)
+            .read_to_vec()
+            .map_err(|e| LoadError::Io {
+                file: url.clone(),
+                message: e.to_string(),
+            })?;
+        range_result(&url, status, body, range)
+    }
+}
+
+/// Checks a response body against the range asked for; a server that ignored `Range` (200)
+/// sent the whole file, from which the range is cut.
+fn range_result(
+    url: &str,
+    status: u16,
+    body: Vec<u8>,
+    range: Option<(u64, u64)>,
+) -> Result<Vec<u8>, LoadError> {
+    let Some((start, len)) = range else {
+        return Ok(body);
+    };
+    let slice = match status {
+        206 => &body[..],
+        200 => body.get(start as usize..).unwrap_or(&[]),
+        other => {
+            return Err(LoadError::Io {
+                file: url.to_string(),
+                message: format!("HTTP {other}"),
+            })
+        }
+    };
+    if (slice.len() as u64) < len {
+        return Err(LoadError::Io {
+            file: url.to_string(),
+            message: format!(
+                "asked for {len} bytes at {start}, got {} (truncated file?)",
+                slice.len()
+            ),
+        });
+    }
+    Ok(slice[..len as usize].to_vec())
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl ByteSource for HttpSource {
+    fn describe(&self, file: &str) -> String {
+        self.url(file)
+    }
+
+    async fn read(&self, file: &str) -> Result<Vec<u8>, LoadError> {
+        self.get(file, None)
+    }
+
+    async fn read_range(&self, file: &str, start: u64, len: u64) -> Result<Vec<u8>, LoadError> {
+        self.get(file, Some((start, len)))
+    }
+
+    async fn size(&self, _file: &str) -> Result<Option<u64>, LoadError> {
+        Ok(None)
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+mod web {
+    use wasm_bindgen::{JsCast, JsValue};
+    use wasm_bindgen_futures::JsFuture;
+
+    use super::{range_result, ByteSource, HttpSource};
+    use crate::error::LoadError;
+
+    fn js_err(url: &str, e: JsValue) -> LoadError {
+        LoadError::Io {
+            file: url.to_string(),
+            message: format!("{e:?}"),
+        }
+    }
+
+    /// `fetch` from the worker's (or window's) global scope.
+    async fn fetch(url: &str, range: Option<(u64, u64)>) -> Result<Vec<u8>, LoadError> {
+        let init = web_sys::RequestInit::new();
+        let headers = web_sys::Headers::new().map_err(|e| js_err(url, e))?;
+        if let Some((start, len)) = range {
+            headers
+                .set(
+                    "Range",
+                    &format!("bytes={}-{}", start, start + len.max(1) - 1),
+                )
+                .map_err(|e| js_err(url, e))?;
+        }
+        init.set_headers(&headers);
+        let req =
+            web_sys::Request::new_with_str_and_init(url, &init).map_err(|e| js_err(url, e))?;
+        let global = js_sys::global();
+        let fetch: js_sys::Function = js_sys::Reflect::get(&global, &JsValue::from_str("fetch"))
+            .map_err(|e| js_err(url, e))?
+            .dyn_into()
+            .map_err(|e| js_err(url, e))?;
+        let promise: js_sys::Promise = fetch
+            .call1(&global, &req)
+            .map_err(|e| js_err(url, e))?
+            .dyn_into()
+            .map_err(|e| js_err(url, e))?;
+        let resp: web_sys::Response = JsFuture::from(promise)
+            .await
+            .map_err(|e| js_err(url, e))?
+            .dyn_into()
+            .map_err(|e| js_err(url, e))?;
+        if resp.status() == 404 {
+            return Err(LoadError::NotFound {
+                file: url.to_string(),
+            });
+        }
+        let status = resp.status();
+        let buf = JsFuture::from(resp.array_buffer().map_err(|e| js_err(url, e))?)
+            .await
+            .map_err(|e| js_err(url, e))?;
+        let body = js_sys::Uint8Array::new(&buf).to_vec();
+        if !(200..300).contains(&status) {
+            return Err(LoadError::Io {
+                file: url.to_string(),
+                message: format!("HTTP {status}"),
+            });
+        }
+        range_result(url, status, body, range)
+    }
+
+    impl ByteSource for HttpSource {
+        fn describe(&self, file: &str) -> String {
+            self.url(file)
+        }
+
+        async fn read(&self, file: &str) -> Result<Vec<u8>, LoadError> {
+            fetch(&self.url(file), None).await
+        }
+
+        async fn read_range(&self, file: &str, start: u64, len: u64) -> Result<Vec<u8>, LoadError> {
+            fetch(&self.url(file), Some((start, len))).await
+        }
+
+        async fn size(&self, _file: &str) -> Result<Option<u64>, LoadError> {
+            Ok(None)
+        }
+    }
+}
+
+/// Sampling defaults from `generation_config.json`.
+#[derive(Clone, Debug, Default, serde::Deserialize, serde::Serialize)]
+pub struct GenerationConfig {
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub eos_token_id: Vec<u32>,
+    pub temperature: Option<f32>,
+    pub top_k: Option<usize>,
+    pub top_p: Option<f32>,
+    pub repetition_penalty: Option<f32>,
+    pub do_sample: Option<bool>,
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Ids {
+        One(u32),
+        Many(Vec<u32>),
+        Null(()),
+    }
+    Ok(match <Ids as serde::Deserialize>::deserialize(d)? {
+        Ids::One(i) => vec![i],
+        Ids::Many(v) => v,
+        Ids::Null(()) => Vec::new(),
+    })
+}
+
+/// Every tensor of a checkpoint (one file or a sharded index), by name.
+pub struct TensorIndex {
+    pub entries: HashMap<String, TensorEntry>,
+}
+
+impl TensorIndex {
+    /// Reads `model.safetensors.index.json` and each shard's header, or `model.safetensors`'s.
+    pub async fn open<S: ByteSource>(src: &S) -> Result<Self, LoadError> {
+        let files = match read_optional(src, "model.safetensors.index.json").await? {
+            Some(bytes) => {
+                #[derive(serde::Deserialize)]
+                struct Index {
+                    weight_map: HashMap<String, String>,
+                }
+                let idx: Index = serde_json::from_slice(&bytes).map_err(|e| LoadError::Json {
+                    file: "model.safetensors.index.json".into(),
+                    message: e.to_string(),
+                })?;
+                let mut files: Vec<String> = idx.weight_map.into_values().collect();
+                files.sort();
+                files.dedup();
+                files
+            }
+            None => vec!["model.safetensors".to_string()],
+        };
+        let mut entries = HashMap::new();
+        for file in files {
+            if file.contains("..") || file.starts_with('/') {
+                return Err(LoadError::Safetensors {
+                    file,
+                    message: "shard name escapes the model folder".into(),
+                });
+            }
+            let size = src.size(&file).await?;
+            let first8 = src.read_range(&file, 0, 8).await?;
+            let n = safetensors::header_len(&file, &first8, size)?;
+            let header = src.read_range(&file, 8, n).await?;
+            for e in safetensors::parse_header(&file, &header, size)? {
+                entries.insert(e.name.clone(), e);
+            }
+        }
+        Ok(TensorIndex { entries })
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.entries.contains_key(name)
+    }
+
+    /// Total bytes of the named tensors.
+    pub fn bytes_of<'a>(&self, names: impl IntoIterator<Item = &'a String>) -> u64 {
+        names
+            .into_iter()
+            .filter_map(|n| self.entries.get(n))
+            .map(|e| e.len)
+            .sum()
+    }
+
+    pub async fn read<S: ByteSource>(&self, src: &S, name: &str) -> Result<HostTensor, LoadError> {
+        let e = self
+            .entries
+            .get(name)
+            .ok_or_else(|| LoadError::MissingTensor(name.to_string()))?;
+        let data = src.read_range(&e.file, e.offset, e.len).await?;
+        Ok(HostTensor {
+            name: name.to_string(),
+            dtype: e.dtype,
+            shape: e.shape.clone(),
+            data,
+        })
+    }
+}
+
+/// The small files of a model folder, read up front.
+pub struct ModelFiles {
+    pub config: ModelConfig,
+    pub tokenizer_json: Vec<u8>,
+    pub chat_template: String,
+    pub generation: GenerationConfig,
+    pub tensors: TensorIndex,
+}
+
+impl ModelFiles {
+    pub async fn open<S: ByteSource>(src: &S) -> Result<Self, LoadError> {
+        let config = hf_config::parse(&src.read("config.json").await?)?;
+        let tokenizer_json = src.read("tokenizer.json").await?;
+        let chat_template = find_chat_template(src).await?;
+        let generation = match read_optional(src, "generation_config.json").await? {
+            Some(b) => serde_json::from_slice(&b).map_err(|e| LoadError::Json {
+                file: "generation_config.json".into(),
+                message: e.to_string(),
+            })?,
+            None => GenerationConfig::default(),
+        };
+        let tensors = TensorIndex::open(src).await?;
+        Ok(ModelFiles {
+            config,
+            tokenizer_json,
+            chat_template,
+            generation,
+            tensors,
+        })
+    }
+}
+
+/// The model's own chat template: `chat_template.jinja`, else `chat_template.json`, else the
+/// `chat_template` field of `tokenizer_config.json`.
+async fn find_chat_template<S: ByteSource>(src: &S) -> Result<String, LoadError> {
+    if let Some(b) = read_optional(src, "chat_template.jinja").await? {
+        return String::from_utf8(b).map_err(|e| LoadError::Template(e.to_string()));
+    }
+    for file in ["chat_template.json", "tokenizer_config.json"] {
+        if let Some(b) = read_optional(src, file).await? {
+            let v: serde_json::Value = serde_json::from_slice(&b).map_err(|e| LoadError::Json {
+                file: file.into(),
+                message: e.to_string(),
+            })?;
+            if let Some(t) = v.get("chat_template").and_then(|t| t.as_str()) {
+                return Ok(t.to_string());
+            }
+        }
+    }
+    Err(LoadError::Template("the model has no chat template (chat_template.jinja, chat_template.json or tokenizer_config.json)".into()))
+}

@@ -64,7 +64,11 @@ impl HostTensor {
     /// Fails unless the shape is exactly `want`.
     pub fn expect_shape(&self, want: &[usize]) -> Result<(), LoadError> {
         if self.shape != want {
-            return Err(LoadError::Shape { tensor: self.name.clone(), expected: want.to_vec(), found: self.shape.clone() });
+            return Err(LoadError::Shape {
+                tensor: self.name.clone(),
+                expected: want.to_vec(),
+                found: self.shape.clone(),
+            });
         }
         Ok(())
     }

@@ -64,7 +64,12 @@ pub fn rope(
     };
     let kernel = Kernel::new(Family::Rope, "rope", &[false, false, false, true]);
     let n = tokens * heads * head_dim / 2;
-    rec.dispatch(&kernel, &params, &[x, positions, inv_freq, y], grid(n.div_ceil(256)))
+    rec.dispatch(
+        &kernel,
+        &params,
+        &[x, positions, inv_freq, y],
+        grid(n.div_ceil(256)),
+    )
 }
 
 #[cfg(test)]
@@ -73,11 +78,19 @@ mod tests {
     use crate::cpu;
     use crate::kernels::testing::{assert_close, gpu, gpu_test, random};
 
-    async fn check(tokens: usize, heads: usize, head_dim: usize, layout: MropeLayout, dst_offset: usize) {
+    async fn check(
+        tokens: usize,
+        heads: usize,
+        head_dim: usize,
+        layout: MropeLayout,
+        dst_offset: usize,
+    ) {
         let g = gpu().await;
         let x = random(tokens * heads * head_dim, 31);
         // Distinct T/H/W rows, as an image's positions are.
-        let positions: Vec<i32> = (0..3 * tokens).map(|i| ((i * 7) % 23) as i32 + (i / tokens) as i32).collect();
+        let positions: Vec<i32> = (0..3 * tokens)
+            .map(|i| ((i * 7) % 23) as i32 + (i / tokens) as i32)
+            .collect();
         let freqs = inv_freq(1e6, head_dim);
         let want = cpu::rope::rope(&x, &positions, &freqs, tokens, heads, head_dim, layout);
         let xb = g.upload("x", bytemuck::cast_slice(&x)).unwrap();
@@ -85,14 +98,74 @@ mod tests {
         let fb = g.upload("inv_freq", bytemuck::cast_slice(&freqs)).unwrap();
         let yb = g.buffer("y", ((dst_offset + x.len()) * 4) as u64).unwrap();
         let mut rec = g.recorder();
-        rope(&mut rec, &xb, &pb, &fb, &yb, dst_offset as u32, tokens as u32, heads as u32, head_dim as u32, layout).unwrap();
+        rope(
+            &mut rec,
+            &xb,
+            &pb,
+            &fb,
+            &yb,
+            dst_offset as u32,
+            tokens as u32,
+            heads as u32,
+            head_dim as u32,
+            layout,
+        )
+        .unwrap();
         rec.submit().unwrap();
         let got = g.read_f32(&yb, dst_offset as u64, x.len()).await.unwrap();
         assert_close(&got, &want, 2e-5, &format!("rope {layout:?}"));
     }
 
-    gpu_test!(rope_chunked_qwen2, check(5, 3, 16, MropeLayout { section: [2, 3, 3], interleaved: false }, 0));
-    gpu_test!(rope_interleaved_qwen3, check(9, 2, 16, MropeLayout { section: [4, 2, 2], interleaved: true }, 12));
-    gpu_test!(rope_real_sections, check(3, 2, 128, MropeLayout { section: [24, 20, 20], interleaved: true }, 0));
-    gpu_test!(rope_real_chunked, check(2, 1, 128, MropeLayout { section: [16, 24, 24], interleaved: false }, 7));
+    gpu_test!(
+        rope_chunked_qwen2,
+        check(
+            5,
+            3,
+            16,
+            MropeLayout {
+                section: [2, 3, 3],
+                interleaved: false
+            },
+            0
+        )
+    );
+    gpu_test!(
+        rope_interleaved_qwen3,
+        check(
+            9,
+            2,
+            16,
+            MropeLayout {
+                section: [4, 2, 2],
+                interleaved: true
+            },
+            12
+        )
+    );
+    gpu_test!(
+        rope_real_sections,
+        check(
+            3,
+            2,
+            128,
+            MropeLayout {
+                section: [24, 20, 20],
+                interleaved: true
+            },
+            0
+        )
+    );
+    gpu_test!(
+        rope_real_chunked,
+        check(
+            2,
+            1,
+            128,
+            MropeLayout {
+                section: [16, 24, 24],
+                interleaved: false
+            },
+            7
+        )
+    );
 }

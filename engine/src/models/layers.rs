@@ -1,0 +1,254 @@
+//! Building blocks shared by the models: GPU weights (split into row shards that fit the
+//! adapter's storage-binding limit), `Linear`, `RmsNorm`, and the weight loader that streams
+//! tensors from a [`ByteSource`] one at a time.
+
+use crate::error::{EngineError, LoadError};
+use crate::gpu::{Gpu, Recorder};
+use crate::kernels::{matmul, norm};
+use crate::load::{ByteSource, TensorIndex};
+use crate::tensor::{DType, HostTensor};
+
+/// Load progress: bytes of weights uploaded so far, of the total, and the current tensor.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LoadProgress {
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+    pub tensor: String,
+}
+
+/// Streams named tensors from a checkpoint to the GPU, reporting progress.
+pub struct Loader<'a, S: ByteSource> {
+    pub gpu: &'a Gpu,
+    pub src: &'a S,
+    pub index: &'a TensorIndex,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+    pub progress: &'a mut dyn FnMut(&LoadProgress),
+}
+
+impl<S: ByteSource> Loader<'_, S> {
+    pub async fn tensor(&mut self, name: &str) -> Result<HostTensor, LoadError> {
+        let t = self.index.read(self.src, name).await?;
+        self.bytes_done += t.data.len() as u64;
+        (self.progress)(&LoadProgress {
+            bytes_done: self.bytes_done,
+            bytes_total: self.bytes_total,
+            tensor: name.to_string(),
+        });
+        Ok(t)
+    }
+
+    /// A 2-D weight `[rows, cols]`, kept in its file's storage type.
+    pub async fn weight(
+        &mut self,
+        name: &str,
+        rows: usize,
+        cols: usize,
+    ) -> Result<Weight, EngineError> {
+        let t = self.tensor(name).await?;
+        t.expect_shape(&[rows, cols])?;
+        Weight::upload(self.gpu, &t)
+    }
+
+    /// A 1-D f32 vector of `len` (norm weights, biases), widened from any storage type.
+    pub async fn vector(&mut self, name: &str, len: usize) -> Result<wgpu::Buffer, EngineError> {
+        let t = self.tensor(name).await?;
+        t.expect_shape(&[len])?;
+        self.gpu.upload(name, bytemuck::cast_slice(&t.to_f32()))
+    }
+}
+
+/// One row range of a weight, in its own buffer.
+pub struct Shard {
+    pub buf: wgpu::Buffer,
+    pub row_start: usize,
+    pub rows: usize,
+}
+
+/// A 2-D weight on the GPU, split by rows where it exceeds one storage binding.
+pub struct Weight {
+    pub shards: Vec<Shard>,
+    pub dtype: DType,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl Weight {
+    pub fn upload(gpu: &Gpu, t: &HostTensor) -> Result<Self, EngineError> {
+        let (rows, cols) = match t.shape[..] {
+            [r, c] => (r, c),
+            _ => {
+                return Err(LoadError::Shape {
+                    tensor: t.name.clone(),
+                    expected: vec![0, 0],
+                    found: t.shape.clone(),
+                }
+                .into())
+            }
+        };
+        let row_bytes = (cols * t.dtype.size_bytes()) as u64;
+        let limit = gpu
+            .adapter
+            .max_storage_binding_bytes
+            .min(gpu.adapter.max_buffer_bytes);
+        // Even row counts keep every shard of packed 16-bit values word-aligned.
+        let per_shard = ((limit / row_bytes.max(1)) as usize / 2 * 2).min(rows.max(1));
+        if per_shard == 0 {
+            return Err(EngineError::TooLarge {
+                what: format!("one row of {}", t.name),
+                bytes: row_bytes,
+                limit,
+            });
+        }
+        let mut shards = Vec::new();
+        let mut start = 0;
+        while start < rows {
+            let n = per_shard.min(rows - start);
+            let bytes = &t.data[start * row_bytes as usize..(start + n) * row_bytes as usize];
+            shards.push(Shard {
+                buf: gpu.upload(&t.name, bytes)?,
+                row_start: start,
+                rows: n,
+            });
+            start += n;
+        }
+        Ok(Weight {
+            shards,
+            dtype: t.dtype,
+            rows,
+            cols,
+        })
+    }
+}
+
+/// `y = x · Wᵀ + b` (torch.nn.Linear).
+pub struct Linear {
+    pub weight: Weight,
+    pub bias: Option<wgpu::Buffer>,
+}
+
+/// Where a Linear writes: element offset and row stride of the output buffer.
+#[derive(Clone, Copy)]
+pub struct OutAt {
+    pub offset: usize,
+    pub stride: usize,
+}
+
+impl Linear {
+    pub async fn load<S: ByteSource>(
+        l: &mut Loader<'_, S>,
+        prefix: &str,
+        in_features: usize,
+        out_features: usize,
+        bias: bool,
+    ) -> Result<Self, EngineError> {
+        let weight = l
+            .weight(&format!("{prefix}.weight"), out_features, in_features)
+            .await?;
+        let bias = if bias {
+            Some(l.vector(&format!("{prefix}.bias"), out_features).await?)
+        } else {
+            None
+        };
+        if bias.is_some() && weight.shards.len() > 1 {
+            return Err(EngineError::Op {
+                op: prefix.to_string(),
+                message: "a biased Linear larger than one storage binding".into(),
+            });
+        }
+        Ok(Linear { weight, bias })
+    }
+
+    /// # Shapes
+    /// `x` `[m, in]` from element `x_offset` → `y[out.offset + row · out.stride + col]`.
+    pub fn forward(
+        &self,
+        rec: &mut Recorder<'_>,
+        x: &wgpu::Buffer,
+        x_offset: usize,
+        m: usize,
+        y: &wgpu::Buffer,
+        out: OutAt,
+    ) -> Result<(), EngineError> {
+        self.weight
+            .linear(rec, x, x_offset, m, self.bias.as_ref(), y, out)
+    }
+}
+
+impl Weight {
+    /// This weight as a Linear layer, one dispatch per shard (a tied LM head uses the
+    /// embedding table this way).
+    #[allow(clippy::too_many_arguments)]
+    pub fn linear(
+        &self,
+        rec: &mut Recorder<'_>,
+        x: &wgpu::Buffer,
+        x_offset: usize,
+        m: usize,
+        bias: Option<&wgpu::Buffer>,
+        y: &wgpu::Buffer,
+        out: OutAt,
+    ) -> Result<(), EngineError> {
+        for s in &self.shards {
+            matmul::linear(
+                rec,
+                matmul::Linear {
+                    x,
+                    x_offset: x_offset as u32,
+                    m: m as u32,
+                    k: self.cols as u32,
+                    w: &s.buf,
+                    w_dtype: self.dtype,
+                    n: s.rows as u32,
+                    bias,
+                    y,
+                    y_offset: (out.offset + s.row_start) as u32,
+                    y_stride: out.stride as u32,
+                },
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Qwen2RMSNorm over the last dimension.
+pub struct RmsNorm {
+    pub weight: wgpu::Buffer,
+    pub dim: usize,
+    pub eps: f32,
+}
+
+impl RmsNorm {
+    pub async fn load<S: ByteSource>(
+        l: &mut Loader<'_, S>,
+        name: &str,
+        dim: usize,
+        eps: f32,
+    ) -> Result<Self, EngineError> {
+        Ok(RmsNorm {
+            weight: l.vector(&format!("{name}.weight"), dim).await?,
+            dim,
+            eps,
+        })
+    }
+
+    /// # Shapes
+    /// `x` `[rows, dim]` → `y` `[rows, dim]`.
+    pub fn forward(
+        &self,
+        rec: &mut Recorder<'_>,
+        x: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        rows: usize,
+    ) -> Result<(), EngineError> {
+        norm::rms_norm(
+            rec,
+            x,
+            &self.weight,
+            y,
+            rows as u32,
+            self.dim as u32,
+            self.eps,
+        )
+    }
+}

@@ -1,0 +1,455 @@
+//! The Qwen2-VL / Qwen2.5-VL / Qwen3-VL text towers (transformers' `Qwen2VLTextModel`,
+//! `Qwen2_5_VLTextModel`, `Qwen3VLTextModel`): pre-norm decoder layers with grouped-query
+//! attention, M-RoPE, a SiLU-gated MLP, and for Qwen3 a per-head RMSNorm on q and k.
+//! The variants differ only by config: q/k/v biases, q/k norm, interleaved rope sections.
+
+use crate::error::EngineError;
+use crate::formats::hf_config::TextConfig;
+use crate::gpu::{Gpu, Recorder};
+use crate::kernels::{attention, elementwise, embedding, rope};
+use crate::load::ByteSource;
+use crate::models::layers::{Linear, Loader, OutAt, RmsNorm, Weight};
+
+/// Self-attention; fields are the checkpoint names under `layers.{i}.self_attn.`.
+pub struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
+    q_norm: Option<RmsNorm>,
+    k_norm: Option<RmsNorm>,
+}
+
+/// The gated MLP under `layers.{i}.mlp.`: `down(silu(gate(x)) · up(x))`.
+pub struct Mlp {
+    gate_proj: Linear,
+    up_proj: Linear,
+    down_proj: Linear,
+}
+
+/// One decoder layer under `layers.{i}.`.
+pub struct DecoderLayer {
+    input_layernorm: RmsNorm,
+    self_attn: Attention,
+    post_attention_layernorm: RmsNorm,
+    mlp: Mlp,
+}
+
+/// The text tower: `embed_tokens`, the layers, the final `norm` and the LM head (tied to the
+/// embedding when the config says so).
+pub struct TextModel {
+    pub cfg: TextConfig,
+    embed_tokens: Weight,
+    layers: Vec<DecoderLayer>,
+    norm: RmsNorm,
+    lm_head: Option<Linear>,
+    inv_freq: wgpu::Buffer,
+}
+
+/// Keys and values of every layer for one conversation.
+///
+/// # Shapes
+/// each of `k[layer]`, `v[layer]`: `[capacity, kv_heads, head_dim]` f32.
+pub struct KvCache {
+    k: Vec<wgpu::Buffer>,
+    v: Vec<wgpu::Buffer>,
+    pub capacity: usize,
+}
+
+/// Activation buffers for up to `max_tokens` tokens per step.
+pub struct Scratch {
+    pub max_tokens: usize,
+    ids: wgpu::Buffer,
+    positions: wgpu::Buffer,
+    x: wgpu::Buffer,
+    h: wgpu::Buffer,
+    q: wgpu::Buffer,
+    qn: wgpu::Buffer,
+    qr: wgpu::Buffer,
+    k: wgpu::Buffer,
+    kn: wgpu::Buffer,
+    attn: wgpu::Buffer,
+    o: wgpu::Buffer,
+    gate: wgpu::Buffer,
+    up: wgpu::Buffer,
+    pub logits: wgpu::Buffer,
+}
+
+impl TextModel {
+    /// Loads the text tower from tensors named `{prefix}embed_tokens.weight`, `{prefix}layers.N.…`,
+    /// `{prefix}norm.weight` and `lm_head.weight` (when untied).
+    pub async fn load<S: ByteSource>(
+        l: &mut Loader<'_, S>,
+        cfg: &TextConfig,
+        prefix: &str,
+    ) -> Result<Self, EngineError> {
+        let (hidden, hd) = (cfg.hidden_size, cfg.head_dim);
+        let (q_dim, kv_dim) = (cfg.num_attention_heads * hd, cfg.num_key_value_heads * hd);
+        let embed_tokens = l
+            .weight(
+                &format!("{prefix}embed_tokens.weight"),
+                cfg.vocab_size,
+                hidden,
+            )
+            .await?;
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for i in 0..cfg.num_hidden_layers {
+            let p = format!("{prefix}layers.{i}");
+            let a = format!("{p}.self_attn");
+            let bias = cfg.attention_bias;
+            let self_attn = Attention {
+                q_proj: Linear::load(l, &format!("{a}.q_proj"), hidden, q_dim, bias).await?,
+                k_proj: Linear::load(l, &format!("{a}.k_proj"), hidden, kv_dim, bias).await?,
+                v_proj: Linear::load(l, &format!("{a}.v_proj"), hidden, kv_dim, bias).await?,
+                o_proj: Linear::load(l, &format!("{a}.o_proj"), q_dim, hidden, false).await?,
+                q_norm: if cfg.qk_norm {
+                    Some(RmsNorm::load(l, &format!("{a}.q_norm"), hd, cfg.rms_norm_eps).await?)
+                } else {
+                    None
+                },
+                k_norm: if cfg.qk_norm {
+                    Some(RmsNorm::load(l, &format!("{a}.k_norm"), hd, cfg.rms_norm_eps).await?)
+                } else {
+                    None
+                },
+            };
+            let m = format!("{p}.mlp");
+            let inter = cfg.intermediate_size;
+            layers.push(DecoderLayer {
+                input_layernorm: RmsNorm::load(
+                    l,
+                    &format!("{p}.input_layernorm"),
+                    hidden,
+                    cfg.rms_norm_eps,
+                )
+                .await?,
+                self_attn,
+                post_attention_layernorm: RmsNorm::load(
+                    l,
+                    &format!("{p}.post_attention_layernorm"),
+                    hidden,
+                    cfg.rms_norm_eps,
+                )
+                .await?,
+                mlp: Mlp {
+                    gate_proj: Linear::load(l, &format!("{m}.gate_proj"), hidden, inter, false)
+                        .await?,
+                    up_proj: Linear::load(l, &format!("{m}.up_proj"), hidden, inter, false).await?,
+                    down_proj: Linear::load(l, &format!("{m}.down_proj"), inter, hidden, false)
+                        .await?,
+                },
+            });
+        }
+        let norm = RmsNorm::load(l, &format!("{prefix}norm"), hidden, cfg.rms_norm_eps).await?;
+        let lm_head = if cfg.tie_word_embeddings {
+            None
+        } else {
+            Some(Linear::load(l, "lm_head", hidden, cfg.vocab_size, false).await?)
+        };
+        let freqs = rope::inv_freq(cfg.rope_theta, hd);
+        let inv_freq = l.gpu.upload("inv_freq", bytemuck::cast_slice(&freqs))?;
+        Ok(TextModel {
+            cfg: cfg.clone(),
+            embed_tokens,
+            layers,
+            norm,
+            lm_head,
+            inv_freq,
+        })
+    }
+
+    /// Names of every tensor `load` reads, for progress totals and checks.
+    pub fn tensor_names(cfg: &TextConfig, prefix: &str) -> Vec<String> {
+        let mut names = vec![
+            format!("{prefix}embed_tokens.weight"),
+            format!("{prefix}norm.weight"),
+        ];
+        for i in 0..cfg.num_hidden_layers {
+            let p = format!("{prefix}layers.{i}");
+            for proj in ["q_proj", "k_proj", "v_proj"] {
+                names.push(format!("{p}.self_attn.{proj}.weight"));
+                if cfg.attention_bias {
+                    names.push(format!("{p}.self_attn.{proj}.bias"));
+                }
+            }
+            names.push(format!("{p}.self_attn.o_proj.weight"));
+            if cfg.qk_norm {
+                names.push(format!("{p}.self_attn.q_norm.weight"));
+                names.push(format!("{p}.self_attn.k_norm.weight"));
+            }
+            for n in ["input_layernorm", "post_attention_layernorm"] {
+                names.push(format!("{p}.{n}.weight"));
+            }
+            for proj in ["gate_proj", "up_proj", "down_proj"] {
+                names.push(format!("{p}.mlp.{proj}.weight"));
+            }
+        }
+        if !cfg.tie_word_embeddings {
+            names.push("lm_head.weight".into());
+        }
+        names
+    }
+
+    pub fn new_cache(&self, gpu: &Gpu, capacity: usize) -> Result<KvCache, EngineError> {
+        let kv_dim = self.cfg.num_key_value_heads * self.cfg.head_dim;
+        let bytes = (capacity * kv_dim * 4) as u64;
+        let mut k = Vec::new();
+        let mut v = Vec::new();
+        for i in 0..self.cfg.num_hidden_layers {
+            if bytes > gpu.adapter.max_storage_binding_bytes {
+                return Err(EngineError::TooLarge {
+                    what: format!("KV cache of layer {i}"),
+                    bytes,
+                    limit: gpu.adapter.max_storage_binding_bytes,
+                });
+            }
+            k.push(gpu.buffer("kv.k", bytes)?);
+            v.push(gpu.buffer("kv.v", bytes)?);
+        }
+        Ok(KvCache { k, v, capacity })
+    }
+
+    pub fn new_scratch(&self, gpu: &Gpu, max_tokens: usize) -> Result<Scratch, EngineError> {
+        let c = &self.cfg;
+        let t = max_tokens as u64 * 4;
+        let q = t * (c.num_attention_heads * c.head_dim) as u64;
+        let kv = t * (c.num_key_value_heads * c.head_dim) as u64;
+        let hidden = t * c.hidden_size as u64;
+        let inter = t * c.intermediate_size as u64;
+        Ok(Scratch {
+            max_tokens,
+            ids: gpu.buffer("ids", t)?,
+            positions: gpu.buffer("positions", 3 * t)?,
+            x: gpu.buffer("x", hidden)?,
+            h: gpu.buffer("h", hidden)?,
+            q: gpu.buffer("q", q)?,
+            qn: gpu.buffer("q.norm", q)?,
+            qr: gpu.buffer("q.rope", q)?,
+            k: gpu.buffer("k", kv)?,
+            kn: gpu.buffer("k.norm", kv)?,
+            attn: gpu.buffer("attn", q)?,
+            o: gpu.buffer("o", hidden)?,
+            gate: gpu.buffer("gate", inter)?,
+            up: gpu.buffer("up", inter)?,
+            logits: gpu.buffer("logits", c.vocab_size as u64 * 4)?,
+        })
+    }
+
+    /// Runs `ids` (at most `s.max_tokens`) whose first token sits at cache position `past`,
+    /// appending their keys and values to `kv`; with `logits`, the last token's logits land in
+    /// `s.logits`.
+    ///
+    /// # Shapes
+    /// `ids` `[n]`; `positions` `[3, n]` (T, H, W rows of M-RoPE) → `s.logits` `[vocab]`.
+    pub fn forward(
+        &self,
+        gpu: &Gpu,
+        ids: &[u32],
+        positions: &[i32],
+        past: usize,
+        kv: &KvCache,
+        s: &Scratch,
+        logits: bool,
+    ) -> Result<(), EngineError> {
+        let n = ids.len();
+        if n == 0 || n > s.max_tokens || positions.len() != 3 * n {
+            return Err(EngineError::Op {
+                op: "text forward".into(),
+                message: format!("{n} tokens, {} positions", positions.len()),
+            });
+        }
+        if past + n > kv.capacity {
+            return Err(EngineError::ContextFull {
+                tokens: past + n,
+                context: kv.capacity,
+            });
+        }
+        gpu.write(&s.ids, 0, bytemuck::cast_slice(ids));
+        gpu.write(&s.positions, 0, bytemuck::cast_slice(positions));
+        let c = &self.cfg;
+        let mut rec = gpu.recorder();
+        for shard in &self.embed_tokens.shards {
+            embedding::embedding(
+                &mut rec,
+                &s.ids,
+                n as u32,
+                &shard.buf,
+                self.embed_tokens.dtype,
+                shard.row_start as u32,
+                shard.rows as u32,
+                c.hidden_size as u32,
+                &s.x,
+            )?;
+        }
+        for (layer, (k, v)) in self.layers.iter().zip(kv.k.iter().zip(&kv.v)) {
+            layer.forward(&mut rec, self, s, k, v, n, past)?;
+        }
+        if logits {
+            self.norm.forward(&mut rec, &s.x, &s.h, n)?;
+            let last = (n - 1) * c.hidden_size;
+            let out = OutAt {
+                offset: 0,
+                stride: c.vocab_size,
+            };
+            match &self.lm_head {
+                Some(head) => head.forward(&mut rec, &s.h, last, 1, &s.logits, out)?,
+                None => self
+                    .embed_tokens
+                    .linear(&mut rec, &s.h, last, 1, None, &s.logits, out)?,
+            }
+        }
+        rec.submit()
+    }
+}
+
+impl DecoderLayer {
+    /// `x += o_proj(attn(rope(q), rope(k), v))` on `rmsnorm(x)`, then `x += mlp(rmsnorm(x))`.
+    fn forward(
+        &self,
+        rec: &mut Recorder<'_>,
+        m: &TextModel,
+        s: &Scratch,
+        k_cache: &wgpu::Buffer,
+        v_cache: &wgpu::Buffer,
+        n: usize,
+        past: usize,
+    ) -> Result<(), EngineError> {
+        let c = &m.cfg;
+        let (heads, kv_heads, hd) = (c.num_attention_heads, c.num_key_value_heads, c.head_dim);
+        let kv_dim = kv_heads * hd;
+        let a = &self.self_attn;
+        self.input_layernorm.forward(rec, &s.x, &s.h, n)?;
+        a.q_proj.forward(
+            rec,
+            &s.h,
+            0,
+            n,
+            &s.q,
+            OutAt {
+                offset: 0,
+                stride: heads * hd,
+            },
+        )?;
+        a.k_proj.forward(
+            rec,
+            &s.h,
+            0,
+            n,
+            &s.k,
+            OutAt {
+                offset: 0,
+                stride: kv_dim,
+            },
+        )?;
+        // Values go straight into the cache after the `past` entries.
+        a.v_proj.forward(
+            rec,
+            &s.h,
+            0,
+            n,
+            v_cache,
+            OutAt {
+                offset: past * kv_dim,
+                stride: kv_dim,
+            },
+        )?;
+        let (q_in, k_in) = match (&a.q_norm, &a.k_norm) {
+            (Some(qn), Some(kn)) => {
+                qn.forward(rec, &s.q, &s.qn, n * heads)?;
+                kn.forward(rec, &s.k, &s.kn, n * kv_heads)?;
+                (&s.qn, &s.kn)
+            }
+            _ => (&s.q, &s.k),
+        };
+        let layout = rope::MropeLayout {
+            section: c.mrope_section,
+            interleaved: c.mrope_interleaved,
+        };
+        rope::rope(
+            rec,
+            q_in,
+            &s.positions,
+            &m.inv_freq,
+            &s.qr,
+            0,
+            n as u32,
+            heads as u32,
+            hd as u32,
+            layout,
+        )?;
+        rope::rope(
+            rec,
+            k_in,
+            &s.positions,
+            &m.inv_freq,
+            k_cache,
+            (past * kv_dim) as u32,
+            n as u32,
+            kv_heads as u32,
+            hd as u32,
+            layout,
+        )?;
+        attention::attention(
+            rec,
+            &s.qr,
+            k_cache,
+            v_cache,
+            &s.attn,
+            n as u32,
+            past as u32,
+            heads as u32,
+            kv_heads as u32,
+            hd as u32,
+        )?;
+        a.o_proj.forward(
+            rec,
+            &s.attn,
+            0,
+            n,
+            &s.o,
+            OutAt {
+                offset: 0,
+                stride: c.hidden_size,
+            },
+        )?;
+        elementwise::add_inplace(rec, &s.x, &s.o, (n * c.hidden_size) as u32)?;
+
+        self.post_attention_layernorm.forward(rec, &s.x, &s.h, n)?;
+        let inter = c.intermediate_size;
+        self.mlp.gate_proj.forward(
+            rec,
+            &s.h,
+            0,
+            n,
+            &s.gate,
+            OutAt {
+                offset: 0,
+                stride: inter,
+            },
+        )?;
+        self.mlp.up_proj.forward(
+            rec,
+            &s.h,
+            0,
+            n,
+            &s.up,
+            OutAt {
+                offset: 0,
+                stride: inter,
+            },
+        )?;
+        elementwise::silu_mul(rec, &s.gate, &s.up, (n * inter) as u32)?;
+        self.mlp.down_proj.forward(
+            rec,
+            &s.gate,
+            0,
+            n,
+            &s.o,
+            OutAt {
+                offset: 0,
+                stride: c.hidden_size,
+            },
+        )?;
+        elementwise::add_inplace(rec, &s.x, &s.o, (n * c.hidden_size) as u32)
+    }
+}
