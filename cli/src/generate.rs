@@ -66,13 +66,9 @@ pub fn run(a: Args) -> Result<()> {
 
 async fn generate<S: ByteSource>(a: &Args, src: S) -> Result<()> {
     let gpu = Gpu::new().await?;
-    let options = LoadOptions {
-        max_context: a.context,
-        ..Default::default()
-    };
-    let model = ChatModel::load(gpu, &src, options, &mut |_| {})
-        .await
-        .with_context(|| format!("loading {}", a.model))?;
+    let options = LoadOptions { max_context: a.context, ..Default::default() };
+    let model =
+        ChatModel::load(gpu, &src, options, &mut |_| {}).await.with_context(|| format!("loading {}", a.model))?;
     let mut params = SamplingParams::from_generation_config(&model.generation);
     if let Some(t) = a.temperature {
         params.temperature = t;
@@ -95,13 +91,8 @@ async fn generate<S: ByteSource>(a: &Args, src: S) -> Result<()> {
         messages.push(Message::text(Role::System, s));
     }
     let mut content: Vec<Part> = a.image.iter().map(|_| Part::Image {}).collect();
-    content.push(Part::Text {
-        text: a.prompt.clone(),
-    });
-    messages.push(Message {
-        role: Role::User,
-        content,
-    });
+    content.push(Part::Text { text: a.prompt.clone() });
+    messages.push(Message { role: Role::User, content });
     let (_, ids) = model.prompt(&messages)?;
 
     let mut session = model.new_session()?;
@@ -116,11 +107,7 @@ async fn generate<S: ByteSource>(a: &Args, src: S) -> Result<()> {
                     Ok(())
                 } else {
                     let top: Vec<(u32, f32)> = ev.top.clone();
-                    writeln!(
-                        out,
-                        "{}",
-                        serde_json::json!({"id": ev.id, "text": ev.text, "top": top})
-                    )
+                    writeln!(out, "{}", serde_json::json!({"id": ev.id, "text": ev.text, "top": top}))
                 }
             } else {
                 write!(out, "{}", ev.text).and_then(|_| out.flush())

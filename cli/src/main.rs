@@ -7,11 +7,7 @@ mod serve;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "qwglm",
-    version,
-    about = "Private multimodal assistant engine (Qwen-VL on wgpu)"
-)]
+#[command(name = "qwglm", version, about = "Private multimodal assistant engine (Qwen-VL on wgpu)")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

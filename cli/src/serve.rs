@@ -26,15 +26,11 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let addr = format!("{}:{}", a.host, a.port);
-    let server = Server::http(&addr)
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .with_context(|| format!("listening on {addr}"))?;
+    let server =
+        Server::http(&addr).map_err(|e| anyhow::anyhow!("{e}")).with_context(|| format!("listening on {addr}"))?;
     eprintln!("serving {} on http://{addr}/", a.site.display());
     if let Some(m) = &a.models {
-        eprintln!(
-            "models from {} at http://{addr}/models/<name>/resolve/main/",
-            m.display()
-        );
+        eprintln!("models from {} at http://{addr}/models/<name>/resolve/main/", m.display());
     }
     let server = std::sync::Arc::new(server);
     let workers: Vec<_> = (0..4)
@@ -125,42 +121,25 @@ fn parse_range(v: &str, size: u64) -> Option<(u64, u64)> {
             (size.saturating_sub(n), size.checked_sub(1)?)
         }
         (a, "") => (a.parse().ok()?, size.checked_sub(1)?),
-        (a, b) => (
-            a.parse().ok()?,
-            b.parse::<u64>().ok()?.min(size.checked_sub(1)?),
-        ),
+        (a, b) => (a.parse().ok()?, b.parse::<u64>().ok()?.min(size.checked_sub(1)?)),
     };
     (start <= end && end < size).then_some((start, end))
 }
 
 fn respond(req: Request, path: Option<PathBuf>) -> std::io::Result<()> {
     let cors = header("Access-Control-Allow-Origin", "*");
-    let file = path
-        .as_ref()
-        .filter(|p| p.is_file())
-        .and_then(|p| File::open(p).ok());
+    let file = path.as_ref().filter(|p| p.is_file()).and_then(|p| File::open(p).ok());
     let (Some(path), Some(mut file)) = (path, file) else {
-        return req.respond(
-            Response::from_string("not found")
-                .with_status_code(404)
-                .with_header(cors),
-        );
+        return req.respond(Response::from_string("not found").with_status_code(404).with_header(cors));
     };
     if !matches!(req.method(), Method::Get | Method::Head) {
         return req.respond(Response::from_string("method not allowed").with_status_code(405));
     }
     let size = file.metadata()?.len();
-    let range = req
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Range"))
-        .map(|h| h.value.as_str().to_string());
+    let range = req.headers().iter().find(|h| h.field.equiv("Range")).map(|h| h.value.as_str().to_string());
     let ctype = header("Content-Type", content_type(&path));
     let accept = header("Accept-Ranges", "bytes");
-    let expose = header(
-        "Access-Control-Expose-Headers",
-        "Content-Range, Content-Length, Accept-Ranges",
-    );
+    let expose = header("Access-Control-Expose-Headers", "Content-Range, Content-Length, Accept-Ranges");
     match range {
         Some(r) => match parse_range(&r, size) {
             Some((start, end)) => {
@@ -169,13 +148,7 @@ fn respond(req: Request, path: Option<PathBuf>) -> std::io::Result<()> {
                 let body = file.take(len);
                 let resp = Response::new(
                     StatusCode(206),
-                    vec![
-                        ctype,
-                        accept,
-                        cors,
-                        expose,
-                        header("Content-Range", &format!("bytes {start}-{end}/{size}")),
-                    ],
+                    vec![ctype, accept, cors, expose, header("Content-Range", &format!("bytes {start}-{end}/{size}"))],
                     body,
                     Some(len as usize),
                     None,
@@ -218,31 +191,16 @@ mod tests {
     fn paths_stay_inside() {
         let site = Path::new("/site");
         let models = Some(Path::new("/m"));
-        assert_eq!(
-            resolve(site, models, "/"),
-            Some(PathBuf::from("/site/index.html"))
-        );
-        assert_eq!(
-            resolve(site, models, "/app.js?x=1"),
-            Some(PathBuf::from("/site/app.js"))
-        );
+        assert_eq!(resolve(site, models, "/"), Some(PathBuf::from("/site/index.html")));
+        assert_eq!(resolve(site, models, "/app.js?x=1"), Some(PathBuf::from("/site/app.js")));
         assert_eq!(
             resolve(site, models, "/models/qwen3_vl/resolve/main/config.json"),
             Some(PathBuf::from("/m/qwen3_vl/config.json"))
         );
-        assert_eq!(
-            resolve(site, models, "/models/Qwen/X/resolve/abc/a.json"),
-            Some(PathBuf::from("/m/Qwen/X/a.json"))
-        );
+        assert_eq!(resolve(site, models, "/models/Qwen/X/resolve/abc/a.json"), Some(PathBuf::from("/m/Qwen/X/a.json")));
         assert_eq!(resolve(site, models, "/../etc/passwd"), None);
         assert_eq!(resolve(site, models, "/%2e%2e/etc/passwd"), None);
-        assert_eq!(
-            resolve(site, models, "/models/x/resolve/main/../../secret"),
-            None
-        );
-        assert_eq!(
-            resolve(site, None, "/models/x/resolve/main/config.json"),
-            None
-        );
+        assert_eq!(resolve(site, models, "/models/x/resolve/main/../../secret"), None);
+        assert_eq!(resolve(site, None, "/models/x/resolve/main/config.json"), None);
     }
 }

@@ -28,23 +28,12 @@ struct Case {
 }
 
 fn reference(family: &str) -> Reference {
-    serde_json::from_slice(&std::fs::read(fixtures().join(family).join("reference.json")).unwrap())
-        .unwrap()
+    serde_json::from_slice(&std::fs::read(fixtures().join(family).join("reference.json")).unwrap()).unwrap()
 }
 
 fn generate_json(model: &str, c: &Case, max_new: usize) -> Output {
     let mut cmd = qwglm();
-    cmd.args([
-        "generate",
-        "--model",
-        model,
-        "--prompt",
-        &c.prompt,
-        "--temperature",
-        "0",
-        "--ignore-eos",
-        "--json",
-    ]);
+    cmd.args(["generate", "--model", model, "--prompt", &c.prompt, "--temperature", "0", "--ignore-eos", "--json"]);
     cmd.args(["--max-new-tokens", &max_new.to_string()]);
     if let Some(s) = &c.system {
         cmd.args(["--system", s]);
@@ -54,38 +43,22 @@ fn generate_json(model: &str, c: &Case, max_new: usize) -> Output {
 
 /// Parses `--json` output and checks it against the reference case.
 fn check_json(out: &Output, c: &Case, label: &str) {
-    assert!(
-        out.status.success(),
-        "{label}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout.clone())
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    assert!(out.status.success(), "{label}: {}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout.clone()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let (done, tokens) = lines.split_last().unwrap();
     assert_eq!(done["done"], true);
     assert_eq!(done["prompt_tokens"], c.prompt_ids.len());
     assert_eq!(done["generated_tokens"], c.greedy_ids.len());
     assert_eq!(done["stop"], "length");
-    assert!(
-        done["prefill_ms"].as_f64().unwrap() > 0.0
-            && done["decode_tokens_per_s"].as_f64().unwrap() > 0.0
-    );
-    let ids: Vec<u32> = tokens
-        .iter()
-        .map(|t| t["id"].as_u64().unwrap() as u32)
-        .collect();
+    assert!(done["prefill_ms"].as_f64().unwrap() > 0.0 && done["decode_tokens_per_s"].as_f64().unwrap() > 0.0);
+    let ids: Vec<u32> = tokens.iter().map(|t| t["id"].as_u64().unwrap() as u32).collect();
     assert_eq!(ids, c.greedy_ids, "{label}: greedy ids");
     for (step, (t, want)) in tokens.iter().zip(&c.top5).enumerate() {
         let top: Vec<(u32, f32)> = serde_json::from_value(t["top"].clone()).unwrap();
         assert_eq!(top.len(), 5);
         for ((gi, gl), (wi, wl)) in top.iter().zip(want) {
-            assert!(
-                (gl - wl).abs() <= 1e-3 * wl.abs().max(1.0),
-                "{label} step {step}: {gi} {gl} vs {wi} {wl}"
-            );
+            assert!((gl - wl).abs() <= 1e-3 * wl.abs().max(1.0), "{label} step {step}: {gi} {gl} vs {wi} {wl}");
         }
     }
 }
@@ -112,11 +85,7 @@ impl Drop for Server {
 }
 
 fn serve(site: &Path) -> (Server, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = qwglm()
         .args([
             "serve",
@@ -144,11 +113,7 @@ fn generate_over_http_from_qwglm_serve() {
     let (_server, port) = serve(&fixtures());
     let r = reference("qwen3_vl");
     let url = format!("http://127.0.0.1:{port}/models/qwen3_vl/resolve/main");
-    check_json(
-        &generate_json(&url, &r.cases[0], r.max_new_tokens),
-        &r.cases[0],
-        "http",
-    );
+    check_json(&generate_json(&url, &r.cases[0], r.max_new_tokens), &r.cases[0], "http");
     let missing = format!("http://127.0.0.1:{port}/models/nothing/resolve/main");
     let out = generate_json(&missing, &r.cases[0], 2);
     assert_one_line_error(&out, "not found");
@@ -157,23 +122,14 @@ fn generate_over_http_from_qwglm_serve() {
 fn assert_one_line_error(out: &Output, needle: &str) {
     assert!(!out.status.success(), "should fail");
     let err = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<&str> = err
-        .lines()
-        .filter(|l| !l.contains("XDG_RUNTIME_DIR"))
-        .collect();
+    let lines: Vec<&str> = err.lines().filter(|l| !l.contains("XDG_RUNTIME_DIR")).collect();
     assert_eq!(lines.len(), 1, "one line: {err}");
-    assert!(
-        lines[0].starts_with("error: ") && lines[0].contains(needle),
-        "{needle:?} in {err}"
-    );
+    assert!(lines[0].starts_with("error: ") && lines[0].contains(needle), "{needle:?} in {err}");
 }
 
 /// A copy of a fixture folder with one file replaced.
 fn broken_copy(family: &str, file: &str, edit: impl FnOnce(Vec<u8>) -> Vec<u8>) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "qwglm-broken-{family}-{file}-{}",
-        std::process::id()
-    ));
+    let dir = std::env::temp_dir().join(format!("qwglm-broken-{family}-{file}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     for e in std::fs::read_dir(fixtures().join(family)).unwrap() {
@@ -191,35 +147,18 @@ fn bad_input_is_one_clear_line() {
     assert_one_line_error(&generate_json("/nonexistent/model", c, 2), "no such folder");
 
     let arch = broken_copy("qwen2_vl", "config.json", |b| {
-        String::from_utf8(b)
-            .unwrap()
-            .replace("\"qwen2_vl\"", "\"llama\"")
-            .into_bytes()
+        String::from_utf8(b).unwrap().replace("\"qwen2_vl\"", "\"llama\"").into_bytes()
     });
-    assert_one_line_error(
-        &generate_json(arch.to_str().unwrap(), c, 2),
-        "unsupported architecture",
-    );
+    assert_one_line_error(&generate_json(arch.to_str().unwrap(), c, 2), "unsupported architecture");
 
     let malformed = broken_copy("qwen2_vl", "config.json", |b| b[..b.len() / 2].to_vec());
-    assert_one_line_error(
-        &generate_json(malformed.to_str().unwrap(), c, 2),
-        "config.json",
-    );
+    assert_one_line_error(&generate_json(malformed.to_str().unwrap(), c, 2), "config.json");
 
-    let truncated = broken_copy("qwen2_vl", "model.safetensors", |b| {
-        b[..b.len() - 1000].to_vec()
-    });
-    assert_one_line_error(
-        &generate_json(truncated.to_str().unwrap(), c, 2),
-        "truncated",
-    );
+    let truncated = broken_copy("qwen2_vl", "model.safetensors", |b| b[..b.len() - 1000].to_vec());
+    assert_one_line_error(&generate_json(truncated.to_str().unwrap(), c, 2), "truncated");
 
     let garbage = broken_copy("qwen2_vl", "model.safetensors", |_| vec![0xff; 64]);
-    assert_one_line_error(
-        &generate_json(garbage.to_str().unwrap(), c, 2),
-        "safetensors",
-    );
+    assert_one_line_error(&generate_json(garbage.to_str().unwrap(), c, 2), "safetensors");
 
     let out = qwglm()
         .args([
@@ -248,27 +187,13 @@ fn crate_boundaries_hold() {
         .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let resolve = &meta["resolve"]["nodes"];
     let packages = meta["packages"].as_array().unwrap();
-    let name_of = |id: &str| {
-        packages
-            .iter()
-            .find(|p| p["id"] == id)
-            .map(|p| p["name"].as_str().unwrap().to_string())
-            .unwrap()
-    };
-    let id_of = |name: &str| {
-        packages
-            .iter()
-            .find(|p| p["name"] == name)
-            .map(|p| p["id"].as_str().unwrap().to_string())
-    };
+    let name_of =
+        |id: &str| packages.iter().find(|p| p["id"] == id).map(|p| p["name"].as_str().unwrap().to_string()).unwrap();
+    let id_of = |name: &str| packages.iter().find(|p| p["name"] == name).map(|p| p["id"].as_str().unwrap().to_string());
     // All transitive dependencies of a package.
     let closure = |name: &str| {
         let mut seen = std::collections::BTreeSet::new();
@@ -277,26 +202,16 @@ fn crate_boundaries_hold() {
             if !seen.insert(id.clone()) {
                 continue;
             }
-            if let Some(node) = resolve
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|n| n["id"] == id.as_str())
-            {
+            if let Some(node) = resolve.as_array().unwrap().iter().find(|n| n["id"] == id.as_str()) {
                 for d in node["dependencies"].as_array().unwrap() {
                     stack.push(d.as_str().unwrap().to_string());
                 }
             }
         }
-        seen.into_iter()
-            .map(|id| name_of(&id))
-            .collect::<std::collections::BTreeSet<_>>()
+        seen.into_iter().map(|id| name_of(&id)).collect::<std::collections::BTreeSet<_>>()
     };
     let engine = closure("qwglm-engine");
-    assert!(
-        !engine.contains("qwglm-app") && !engine.contains("leptos"),
-        "engine must not depend on the app"
-    );
+    assert!(!engine.contains("qwglm-app") && !engine.contains("leptos"), "engine must not depend on the app");
     for pure in ["qwglm-vision", "qwglm-audio"] {
         let deps = closure(pure);
         assert!(
@@ -305,9 +220,6 @@ fn crate_boundaries_hold() {
         );
     }
     for lib in ["qwglm-engine", "qwglm-vision", "qwglm-audio"] {
-        assert!(
-            !closure(lib).contains("qwglm-cli"),
-            "{lib} must not depend on a front end"
-        );
+        assert!(!closure(lib).contains("qwglm-cli"), "{lib} must not depend on a front end");
     }
 }

@@ -31,12 +31,7 @@ pub struct Message {
 
 impl Message {
     pub fn text(role: Role, text: &str) -> Self {
-        Message {
-            role,
-            content: vec![Part::Text {
-                text: text.to_string(),
-            }],
-        }
+        Message { role, content: vec![Part::Text { text: text.to_string() }] }
     }
 }
 
@@ -70,26 +65,15 @@ impl ChatTemplate {
             .map_err(|e| LoadError::Template(e.to_string()))?;
         env.set_syntax(syntax);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function(
-            "raise_exception",
-            |msg: String| -> Result<String, minijinja::Error> {
-                Err(minijinja::Error::new(
-                    minijinja::ErrorKind::InvalidOperation,
-                    msg,
-                ))
-            },
-        );
-        env.add_template_owned("chat", source.to_string())
-            .map_err(|e| LoadError::Template(e.to_string()))?;
+        env.add_function("raise_exception", |msg: String| -> Result<String, minijinja::Error> {
+            Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
+        });
+        env.add_template_owned("chat", source.to_string()).map_err(|e| LoadError::Template(e.to_string()))?;
         Ok(ChatTemplate { env })
     }
 
     /// Renders `messages`, ending with the assistant prompt when `add_generation_prompt`.
-    pub fn render(
-        &self,
-        messages: &[Message],
-        add_generation_prompt: bool,
-    ) -> Result<String, LoadError> {
+    pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String, LoadError> {
         let msgs: Vec<TemplateMessage<'_>> = messages
             .iter()
             .map(|m| TemplateMessage {
@@ -108,10 +92,7 @@ impl ChatTemplate {
                 },
             })
             .collect();
-        let tmpl = self
-            .env
-            .get_template("chat")
-            .map_err(|e| LoadError::Template(e.to_string()))?;
+        let tmpl = self.env.get_template("chat").map_err(|e| LoadError::Template(e.to_string()))?;
         tmpl.render(minijinja::context! {
             messages => minijinja::Value::from(minijinja::value::Serde(&msgs)),
             add_generation_prompt => add_generation_prompt,
@@ -128,25 +109,19 @@ pub struct Tokenizer {
 
 impl Tokenizer {
     pub fn from_bytes(json: &[u8]) -> Result<Self, LoadError> {
-        let inner = tokenizers::Tokenizer::from_bytes(json)
-            .map_err(|e| LoadError::Tokenizer(e.to_string()))?;
+        let inner = tokenizers::Tokenizer::from_bytes(json).map_err(|e| LoadError::Tokenizer(e.to_string()))?;
         Ok(Tokenizer { inner })
     }
 
     /// Ids of a rendered prompt; special tokens in the text are matched, none are added.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, LoadError> {
-        let enc = self
-            .inner
-            .encode(text, false)
-            .map_err(|e| LoadError::Tokenizer(e.to_string()))?;
+        let enc = self.inner.encode(text, false).map_err(|e| LoadError::Tokenizer(e.to_string()))?;
         Ok(enc.get_ids().to_vec())
     }
 
     /// Text of `ids` without special tokens (as `decode(skip_special_tokens=True)`).
     pub fn decode(&self, ids: &[u32]) -> Result<String, LoadError> {
-        self.inner
-            .decode(ids, true)
-            .map_err(|e| LoadError::Tokenizer(e.to_string()))
+        self.inner.decode(ids, true).map_err(|e| LoadError::Tokenizer(e.to_string()))
     }
 
     pub fn token_id(&self, token: &str) -> Option<u32> {
@@ -179,16 +154,11 @@ mod tests {
     #[test]
     fn renders_and_encodes_like_transformers() {
         for family in ["qwen2_vl", "qwen2_5_vl", "qwen3_vl"] {
-            let dir = std::path::PathBuf::from(format!(
-                "{}/../tests/fixtures/{family}",
-                env!("CARGO_MANIFEST_DIR")
-            ));
+            let dir = std::path::PathBuf::from(format!("{}/../tests/fixtures/{family}", env!("CARGO_MANIFEST_DIR")));
             let files = pollster::block_on(ModelFiles::open(&DirSource(dir.clone()))).unwrap();
             let tmpl = ChatTemplate::new(&files.chat_template).unwrap();
             let tok = Tokenizer::from_bytes(&files.tokenizer_json).unwrap();
-            let r: Reference =
-                serde_json::from_slice(&std::fs::read(dir.join("reference.json")).unwrap())
-                    .unwrap();
+            let r: Reference = serde_json::from_slice(&std::fs::read(dir.join("reference.json")).unwrap()).unwrap();
             for c in r.cases {
                 let mut msgs = Vec::new();
                 if let Some(s) = &c.system {
@@ -197,33 +167,18 @@ mod tests {
                 msgs.push(Message::text(Role::User, &c.prompt));
                 let text = tmpl.render(&msgs, true).unwrap();
                 assert_eq!(text, c.prompt_text, "{family}: rendered prompt");
-                assert_eq!(
-                    tok.encode(&text).unwrap(),
-                    c.prompt_ids,
-                    "{family}: prompt ids"
-                );
+                assert_eq!(tok.encode(&text).unwrap(), c.prompt_ids, "{family}: prompt ids");
             }
         }
     }
 
     #[test]
     fn multi_turn_and_images_render() {
-        let dir = std::path::PathBuf::from(format!(
-            "{}/../tests/fixtures/qwen3_vl",
-            env!("CARGO_MANIFEST_DIR")
-        ));
+        let dir = std::path::PathBuf::from(format!("{}/../tests/fixtures/qwen3_vl", env!("CARGO_MANIFEST_DIR")));
         let files = pollster::block_on(ModelFiles::open(&DirSource(dir))).unwrap();
         let tmpl = ChatTemplate::new(&files.chat_template).unwrap();
         let msgs = vec![
-            Message {
-                role: Role::User,
-                content: vec![
-                    Part::Image {},
-                    Part::Text {
-                        text: "What is this?".into(),
-                    },
-                ],
-            },
+            Message { role: Role::User, content: vec![Part::Image {}, Part::Text { text: "What is this?".into() }] },
             Message::text(Role::Assistant, "A cat."),
             Message::text(Role::User, "And now?"),
         ];
@@ -239,10 +194,6 @@ mod tests {
     fn broken_templates_are_errors() {
         assert!(ChatTemplate::new("{% if %}").is_err());
         let t = ChatTemplate::new("{{ raise_exception('no system role') }}").unwrap();
-        assert!(t
-            .render(&[], true)
-            .unwrap_err()
-            .to_string()
-            .contains("no system role"));
+        assert!(t.render(&[], true).unwrap_err().to_string().contains("no system role"));
     }
 }

@@ -21,11 +21,7 @@ pub enum LoadError {
     #[error("tensor {0} is missing from the checkpoint")]
     MissingTensor(String),
     #[error("tensor {tensor}: expected shape {expected:?}, found {found:?}")]
-    Shape {
-        tensor: String,
-        expected: Vec<usize>,
-        found: Vec<usize>,
-    },
+    Shape { tensor: String, expected: Vec<usize>, found: Vec<usize> },
     #[error("tensor {tensor}: unsupported dtype {dtype}")]
     DType { tensor: String, dtype: String },
     #[error("tokenizer: {0}")]
@@ -44,11 +40,7 @@ pub enum EngineError {
     #[error("kernel {kernel} failed to compile: {message}")]
     Shader { kernel: String, message: String },
     #[error("{what} needs {bytes} bytes, more than the adapter allows ({limit})")]
-    TooLarge {
-        what: String,
-        bytes: u64,
-        limit: u64,
-    },
+    TooLarge { what: String, bytes: u64, limit: u64 },
     #[error("{op}: {message}")]
     Op { op: String, message: String },
     #[error(transparent)]

@@ -40,11 +40,7 @@ impl SamplingParams {
         let d = SamplingParams::default();
         let sample = g.do_sample.unwrap_or(g.temperature.is_some());
         SamplingParams {
-            temperature: if sample {
-                g.temperature.unwrap_or(1.0)
-            } else {
-                0.0
-            },
+            temperature: if sample { g.temperature.unwrap_or(1.0) } else { 0.0 },
             top_k: g.top_k.unwrap_or(d.top_k),
             top_p: g.top_p.unwrap_or(d.top_p),
             repetition_penalty: g.repetition_penalty.unwrap_or(d.repetition_penalty),
@@ -77,11 +73,7 @@ impl Sampler {
                     if !*s {
                         *s = true;
                         let v = &mut l[id as usize];
-                        *v = if *v < 0.0 {
-                            *v * p.repetition_penalty
-                        } else {
-                            *v / p.repetition_penalty
-                        };
+                        *v = if *v < 0.0 { *v * p.repetition_penalty } else { *v / p.repetition_penalty };
                     }
                 }
             }
@@ -95,10 +87,7 @@ impl Sampler {
             idx.truncate(p.top_k);
         }
         let max = l[idx[0]];
-        let mut probs: Vec<f64> = idx
-            .iter()
-            .map(|&i| (((l[i] - max) / p.temperature) as f64).exp())
-            .collect();
+        let mut probs: Vec<f64> = idx.iter().map(|&i| (((l[i] - max) / p.temperature) as f64).exp()).collect();
         let total: f64 = probs.iter().sum();
         probs.iter_mut().for_each(|q| *q /= total);
         if p.top_p < 1.0 {
@@ -218,10 +207,7 @@ impl TextStream {
         let now = tok.decode(&self.ids[self.prefix..])?;
         self.prefix = self.ids.len();
         self.read = self.ids.len();
-        Ok(now
-            .get(before.len()..)
-            .map(str::to_string)
-            .filter(|s| !s.is_empty()))
+        Ok(now.get(before.len()..).map(str::to_string).filter(|s| !s.is_empty()))
     }
 }
 
@@ -233,10 +219,7 @@ mod tests {
     fn greedy_and_penalty() {
         let mut s = Sampler::new(SamplingParams::default());
         assert_eq!(s.sample(&[0.1, 3.0, 2.9], &[]), 1);
-        let mut s = Sampler::new(SamplingParams {
-            repetition_penalty: 2.0,
-            ..Default::default()
-        });
+        let mut s = Sampler::new(SamplingParams { repetition_penalty: 2.0, ..Default::default() });
         // 3.0 / 2 = 1.5 < 2.9: the repeated token loses.
         assert_eq!(s.sample(&[0.1, 3.0, 2.9], &[1]), 2);
         // Negative logits are multiplied, so a penalised token gets less likely, not more.
@@ -246,57 +229,28 @@ mod tests {
     #[test]
     fn seeded_sampling_repeats_and_respects_top_k_top_p() {
         let logits: Vec<f32> = (0..50).map(|i| (i as f32 * 0.37).sin()).collect();
-        let params = SamplingParams {
-            temperature: 1.0,
-            top_k: 5,
-            top_p: 0.9,
-            seed: 7,
-            ..Default::default()
-        };
+        let params = SamplingParams { temperature: 1.0, top_k: 5, top_p: 0.9, seed: 7, ..Default::default() };
         let run = |p: SamplingParams| {
             let mut s = Sampler::new(p);
             (0..64).map(|_| s.sample(&logits, &[])).collect::<Vec<_>>()
         };
         let a = run(params.clone());
         assert_eq!(a, run(params.clone()), "same seed, same tokens");
-        assert_ne!(
-            a,
-            run(SamplingParams {
-                seed: 8,
-                ..params.clone()
-            }),
-            "another seed differs"
-        );
+        assert_ne!(a, run(SamplingParams { seed: 8, ..params.clone() }), "another seed differs");
         let allowed: Vec<u32> = top_k(&logits, 5).into_iter().map(|(i, _)| i).collect();
         assert!(a.iter().all(|t| allowed.contains(t)), "top-k respected");
-        assert!(
-            a.iter().collect::<std::collections::HashSet<_>>().len() > 1,
-            "it samples"
-        );
-        let tiny_p = run(SamplingParams {
-            top_p: 1e-6,
-            ..params
-        });
-        assert!(
-            tiny_p.iter().all(|&t| t == argmax(&logits)),
-            "top-p keeps at least the best"
-        );
+        assert!(a.iter().collect::<std::collections::HashSet<_>>().len() > 1, "it samples");
+        let tiny_p = run(SamplingParams { top_p: 1e-6, ..params });
+        assert!(tiny_p.iter().all(|&t| t == argmax(&logits)), "top-p keeps at least the best");
     }
 
     #[test]
     fn stop_rules() {
-        let r = StopRules {
-            eos: vec![7, 9],
-            max_new_tokens: 3,
-            ignore_eos: false,
-        };
+        let r = StopRules { eos: vec![7, 9], max_new_tokens: 3, ignore_eos: false };
         assert_eq!(r.check(9, 1), Some(StopReason::Eos));
         assert_eq!(r.check(1, 2), None);
         assert_eq!(r.check(1, 3), Some(StopReason::Length));
-        let r = StopRules {
-            ignore_eos: true,
-            ..r
-        };
+        let r = StopRules { ignore_eos: true, ..r };
         assert_eq!(r.check(9, 1), None);
     }
 
@@ -308,28 +262,21 @@ mod tests {
     #[cfg(not(target_arch = "wasm32"))]
     #[test]
     fn streaming_never_splits_a_character() {
-        let path = format!(
-            "{}/../tests/fixtures/qwen3_vl/tokenizer.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/../tests/fixtures/qwen3_vl/tokenizer.json", env!("CARGO_MANIFEST_DIR"));
         let tok = Tokenizer::from_bytes(&std::fs::read(path).unwrap()).unwrap();
         let text = "Café 日本語 🙂 ✨ ßtraße, the fox!";
         // One byte-level token per byte (GPT-2's byte-to-character table), so characters span
         // several ids.
         let byte_char = |b: u8| -> char {
-            let printable = |c: u32| {
-                (33..=126).contains(&c) || (161..=172).contains(&c) || (174..=255).contains(&c)
-            };
+            let printable = |c: u32| (33..=126).contains(&c) || (161..=172).contains(&c) || (174..=255).contains(&c);
             if printable(b as u32) {
                 return char::from(b);
             }
             let n = (0..b as u32).filter(|c| !printable(*c)).count() as u32;
             char::from_u32(256 + n).unwrap_or('?')
         };
-        let ids: Vec<u32> = text
-            .bytes()
-            .map(|b| tok.token_id(&byte_char(b).to_string()).expect("byte token"))
-            .collect();
+        let ids: Vec<u32> =
+            text.bytes().map(|b| tok.token_id(&byte_char(b).to_string()).expect("byte token")).collect();
         assert_eq!(tok.decode(&ids).unwrap(), text);
         let mut stream = TextStream::default();
         let mut out = String::new();

@@ -42,16 +42,14 @@ pub struct Gpu {
 
 /// Storage-buffer usages every engine buffer gets: kernels read and write them, uploads and
 /// readbacks copy them.
-const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
-    .union(wgpu::BufferUsages::COPY_DST)
-    .union(wgpu::BufferUsages::COPY_SRC);
+const STORAGE: wgpu::BufferUsages =
+    wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_DST).union(wgpu::BufferUsages::COPY_SRC);
 
 impl Gpu {
     /// Finds an adapter (high performance first) and opens a device with the largest storage
     /// bindings it allows, asking for `shader-f16` and subgroups where offered.
     pub async fn new() -> Result<Rc<Self>, EngineError> {
-        let instance =
-            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = instance
             .request_adapter(&wgpu::RequestAdapterOptions {
                 power_preference: wgpu::PowerPreference::HighPerformance,
@@ -63,8 +61,7 @@ impl Gpu {
             .map_err(|e| EngineError::NoAdapter(e.to_string()))?;
         let info = adapter.get_info();
         let offered = adapter.features();
-        let wanted =
-            wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY;
+        let wanted = wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY;
         let features = offered & wanted;
         let al = adapter.limits();
         let limits = wgpu::Limits {
@@ -110,14 +107,7 @@ impl Gpu {
             max_storage_binding_bytes: limits.max_storage_buffer_binding_size as u64,
             max_buffer_bytes: limits.max_buffer_size,
         };
-        Ok(Rc::new(Gpu {
-            device,
-            queue,
-            adapter,
-            limits,
-            pipelines: RefCell::new(HashMap::new()),
-            fault,
-        }))
+        Ok(Rc::new(Gpu { device, queue, adapter, limits, pipelines: RefCell::new(HashMap::new()), fault }))
     }
 
     /// Fails with the first asynchronous GPU error or device loss seen so far.
@@ -173,16 +163,13 @@ impl Gpu {
         let source = kernels::source(kernel)?;
         #[cfg(not(target_arch = "wasm32"))]
         if std::env::var_os("QWGLM_DUMP_WGSL").is_some() {
-            let path = std::env::temp_dir()
-                .join(format!("qwglm-{}.wgsl", key.replace(['/', ':', ' '], "_")));
+            let path = std::env::temp_dir().join(format!("qwglm-{}.wgsl", key.replace(['/', ':', ' '], "_")));
             let _ = std::fs::write(&path, &source);
         }
-        let module = self
-            .device
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(&key),
-                source: wgpu::ShaderSource::Wgsl(source.into()),
-            });
+        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(&key),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
         let mut entries = vec![wgpu::BindGroupLayoutEntry {
             binding: 0,
             visibility: wgpu::ShaderStages::COMPUTE,
@@ -198,9 +185,7 @@ impl Gpu {
                 binding: i as u32 + 1,
                 visibility: wgpu::ShaderStages::COMPUTE,
                 ty: wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Storage {
-                        read_only: !writable,
-                    },
+                    ty: wgpu::BufferBindingType::Storage { read_only: !writable },
                     has_dynamic_offset: false,
                     min_binding_size: None,
                 },
@@ -209,75 +194,43 @@ impl Gpu {
         }
         let layout = self
             .device
-            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some(&key),
-                entries: &entries,
-            });
-        let pipeline_layout = self
-            .device
-            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(&key),
-                bind_group_layouts: &[Some(&layout)],
-                immediate_size: 0,
-            });
-        let constants: Vec<(&str, f64)> = kernel
-            .constants
-            .iter()
-            .map(|(k, v)| (k.as_str(), *v))
-            .collect();
-        let pipeline = self
-            .device
-            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(&key),
-                layout: Some(&pipeline_layout),
-                module: &module,
-                entry_point: Some(kernel.entry),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants: &constants,
-                    zero_initialize_workgroup_memory: false,
-                },
-                cache: None,
-            });
-        self.check().map_err(|e| EngineError::Shader {
-            kernel: key.clone(),
-            message: e.to_string(),
-        })?;
-        let p = Rc::new(Pipeline {
-            pipeline,
-            layout,
-            label: key.clone(),
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(&key), entries: &entries });
+        let pipeline_layout = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(&key),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
         });
+        let constants: Vec<(&str, f64)> = kernel.constants.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(&key),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some(kernel.entry),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &constants,
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
+        self.check().map_err(|e| EngineError::Shader { kernel: key.clone(), message: e.to_string() })?;
+        let p = Rc::new(Pipeline { pipeline, layout, label: key.clone() });
         self.pipelines.borrow_mut().insert(key, p.clone());
         Ok(p)
     }
 
     /// Starts recording one step's dispatches.
     pub fn recorder(&self) -> Recorder<'_> {
-        Recorder {
-            gpu: self,
-            ops: Vec::new(),
-            params: Vec::new(),
-        }
+        Recorder { gpu: self, ops: Vec::new(), params: Vec::new() }
     }
 
     /// Reads `count` f32 values starting at element `offset` of `buf`.
-    pub async fn read_f32(
-        &self,
-        buf: &wgpu::Buffer,
-        offset: u64,
-        count: usize,
-    ) -> Result<Vec<f32>, EngineError> {
+    pub async fn read_f32(&self, buf: &wgpu::Buffer, offset: u64, count: usize) -> Result<Vec<f32>, EngineError> {
         let bytes = self.read_bytes(buf, offset * 4, count as u64 * 4).await?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
 
     /// Copies `len` bytes at `offset` into a mappable buffer and waits for them.
-    pub async fn read_bytes(
-        &self,
-        buf: &wgpu::Buffer,
-        offset: u64,
-        len: u64,
-    ) -> Result<Vec<u8>, EngineError> {
+    pub async fn read_bytes(&self, buf: &wgpu::Buffer, offset: u64, len: u64) -> Result<Vec<u8>, EngineError> {
         self.check()?;
         let size = len.div_ceil(4) * 4;
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
@@ -286,11 +239,7 @@ impl Gpu {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let mut enc = self
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("readback"),
-            });
+        let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
         enc.copy_buffer_to_buffer(buf, offset, &staging, 0, size);
         self.queue.submit([enc.finish()]);
         let (tx, rx) = futures_channel::oneshot::channel();
@@ -298,23 +247,16 @@ impl Gpu {
             let _ = tx.send(r);
         });
         #[cfg(not(target_arch = "wasm32"))]
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| EngineError::Gpu(format!("poll: {e}")))?;
-        let mapped = rx
-            .await
-            .map_err(|_| EngineError::Gpu("readback was cancelled".into()))?;
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| EngineError::Gpu(format!("poll: {e}")))?;
+        let mapped = rx.await.map_err(|_| EngineError::Gpu("readback was cancelled".into()))?;
         mapped.map_err(|e| {
             self.check()
                 .err()
                 .map(|f| f.to_string())
                 .map_or_else(|| EngineError::Gpu(format!("map: {e}")), EngineError::Gpu)
         })?;
-        let data = staging
-            .slice(..)
-            .get_mapped_range()
-            .map_err(|e| EngineError::Gpu(format!("mapped range: {e}")))?
-            .to_vec();
+        let data =
+            staging.slice(..).get_mapped_range().map_err(|e| EngineError::Gpu(format!("mapped range: {e}")))?.to_vec();
         staging.unmap();
         self.check()?;
         Ok(data[..len as usize].to_vec())
@@ -362,11 +304,7 @@ impl Recorder<'_> {
         if buffers.len() != kernel.bindings.len() {
             return Err(EngineError::Op {
                 op: kernel.entry.to_string(),
-                message: format!(
-                    "{} buffers given, {} bound",
-                    buffers.len(),
-                    kernel.bindings.len()
-                ),
+                message: format!("{} buffers given, {} bound", buffers.len(), kernel.bindings.len()),
             });
         }
         let max = self.gpu.limits.max_compute_workgroups_per_dimension;
@@ -423,10 +361,8 @@ impl Recorder<'_> {
                     }),
                 }];
                 for (i, b) in op.buffers.iter().enumerate() {
-                    entries.push(wgpu::BindGroupEntry {
-                        binding: i as u32 + 1,
-                        resource: b.buffer.as_entire_binding(),
-                    });
+                    entries
+                        .push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.buffer.as_entire_binding() });
                 }
                 device.create_bind_group(&wgpu::BindGroupDescriptor {
                     label: Some(&op.pipeline.label),
@@ -435,14 +371,10 @@ impl Recorder<'_> {
                 })
             })
             .collect();
-        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("step"),
-        });
+        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") });
         {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("step"),
-                timestamp_writes: None,
-            });
+            let mut pass =
+                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("step"), timestamp_writes: None });
             for (op, bg) in self.ops.iter().zip(&groups) {
                 pass.set_pipeline(&op.pipeline.pipeline);
                 pass.set_bind_group(0, bg, &[]);
@@ -475,10 +407,6 @@ pub fn now_ms() -> f64 {
     {
         use std::sync::OnceLock;
         static START: OnceLock<std::time::Instant> = OnceLock::new();
-        START
-            .get_or_init(std::time::Instant::now)
-            .elapsed()
-            .as_secs_f64()
-            * 1000.0
+        START.get_or_init(std::time::Instant::now).elapsed().as_secs_f64() * 1000.0
     }
 }

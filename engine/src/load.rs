@@ -26,10 +26,7 @@ pub trait ByteSource {
 }
 
 /// A file that may be absent.
-pub async fn read_optional<S: ByteSource>(
-    src: &S,
-    file: &str,
-) -> Result<Option<Vec<u8>>, LoadError> {
+pub async fn read_optional<S: ByteSource>(src: &S, file: &str) -> Result<Option<Vec<u8>>, LoadError> {
     match src.read(file).await {
         Ok(b) => Ok(Some(b)),
         Err(LoadError::NotFound { .. }) => Ok(None),
@@ -57,8 +54,7 @@ impl ByteSource for DirSource {
         let path = self.0.join(file);
         let name = path.display().to_string();
         let mut f = std::fs::File::open(&path).map_err(|e| io_error(&name, e))?;
-        f.seek(SeekFrom::Start(start))
-            .map_err(|e| io_error(&name, e))?;
+        f.seek(SeekFrom::Start(start)).map_err(|e| io_error(&name, e))?;
         let mut buf = vec![0u8; len as usize];
         f.read_exact(&mut buf).map_err(|e| LoadError::Io {
             file: name.clone(),
@@ -69,8 +65,7 @@ impl ByteSource for DirSource {
 
     async fn size(&self, file: &str) -> Result<Option<u64>, LoadError> {
         let path = self.0.join(file);
-        let meta =
-            std::fs::metadata(&path).map_err(|e| io_error(&path.display().to_string(), e))?;
+        let meta = std::fs::metadata(&path).map_err(|e| io_error(&path.display().to_string(), e))?;
         Ok(Some(meta.len()))
     }
 }
@@ -78,14 +73,9 @@ impl ByteSource for DirSource {
 #[cfg(not(target_arch = "wasm32"))]
 fn io_error(file: &str, e: std::io::Error) -> LoadError {
     if e.kind() == std::io::ErrorKind::NotFound {
-        LoadError::NotFound {
-            file: file.to_string(),
-        }
+        LoadError::NotFound { file: file.to_string() }
     } else {
-        LoadError::Io {
-            file: file.to_string(),
-            message: e.to_string(),
-        }
+        LoadError::Io { file: file.to_string(), message: e.to_string() }
     }
 }
 
@@ -96,9 +86,7 @@ pub struct HttpSource {
 
 impl HttpSource {
     pub fn new(base: &str) -> Self {
-        HttpSource {
-            base: base.trim_end_matches('/').to_string(),
-        }
+        HttpSource { base: base.trim_end_matches('/').to_string() }
     }
 
     /// The base URL of a Hub repository at a revision.
@@ -117,20 +105,12 @@ impl HttpSource {
         let url = self.url(file);
         let mut req = ureq::get(&url);
         if let Some((start, len)) = range {
-            req = req.header(
-                "Range",
-                &format!("bytes={}-{}", start, start + len.max(1) - 1),
-            );
+            req = req.header("Range", &format!("bytes={}-{}", start, start + len.max(1) - 1));
         }
         let mut resp = match req.call() {
             Ok(r) => r,
             Err(ureq::Error::StatusCode(404)) => return Err(LoadError::NotFound { file: url }),
-            Err(e) => {
-                return Err(LoadError::Io {
-                    file: url,
-                    message: e.to_string(),
-                })
-            }
+            Err(e) => return Err(LoadError::Io { file: url, message: e.to_string() }),
         };
         let status = resp.status().as_u16();
         let body = resp
@@ -138,42 +118,26 @@ impl HttpSource {
             .with_config()
             .limit(u64::MAX)
             .read_to_vec()
-            .map_err(|e| LoadError::Io {
-                file: url.clone(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| LoadError::Io { file: url.clone(), message: e.to_string() })?;
         range_result(&url, status, body, range)
     }
 }
 
 /// Checks a response body against the range asked for; a server that ignored `Range` (200)
 /// sent the whole file, from which the range is cut.
-fn range_result(
-    url: &str,
-    status: u16,
-    body: Vec<u8>,
-    range: Option<(u64, u64)>,
-) -> Result<Vec<u8>, LoadError> {
+fn range_result(url: &str, status: u16, body: Vec<u8>, range: Option<(u64, u64)>) -> Result<Vec<u8>, LoadError> {
     let Some((start, len)) = range else {
         return Ok(body);
     };
     let slice = match status {
         206 => &body[..],
         200 => body.get(start as usize..).unwrap_or(&[]),
-        other => {
-            return Err(LoadError::Io {
-                file: url.to_string(),
-                message: format!("HTTP {other}"),
-            })
-        }
+        other => return Err(LoadError::Io { file: url.to_string(), message: format!("HTTP {other}") }),
     };
     if (slice.len() as u64) < len {
         return Err(LoadError::Io {
             file: url.to_string(),
-            message: format!(
-                "asked for {len} bytes at {start}, got {} (truncated file?)",
-                slice.len()
-            ),
+            message: format!("asked for {len} bytes at {start}, got {} (truncated file?)", slice.len()),
         });
     }
     Ok(slice[..len as usize].to_vec())
@@ -207,10 +171,7 @@ mod web {
     use crate::error::LoadError;
 
     fn js_err(url: &str, e: JsValue) -> LoadError {
-        LoadError::Io {
-            file: url.to_string(),
-            message: format!("{e:?}"),
-        }
+        LoadError::Io { file: url.to_string(), message: format!("{e:?}") }
     }
 
     /// `fetch` from the worker's (or window's) global scope.
@@ -218,46 +179,27 @@ mod web {
         let init = web_sys::RequestInit::new();
         let headers = web_sys::Headers::new().map_err(|e| js_err(url, e))?;
         if let Some((start, len)) = range {
-            headers
-                .set(
-                    "Range",
-                    &format!("bytes={}-{}", start, start + len.max(1) - 1),
-                )
-                .map_err(|e| js_err(url, e))?;
+            headers.set("Range", &format!("bytes={}-{}", start, start + len.max(1) - 1)).map_err(|e| js_err(url, e))?;
         }
         init.set_headers(&headers);
-        let req =
-            web_sys::Request::new_with_str_and_init(url, &init).map_err(|e| js_err(url, e))?;
+        let req = web_sys::Request::new_with_str_and_init(url, &init).map_err(|e| js_err(url, e))?;
         let global = js_sys::global();
         let fetch: js_sys::Function = js_sys::Reflect::get(&global, &JsValue::from_str("fetch"))
             .map_err(|e| js_err(url, e))?
             .dyn_into()
             .map_err(|e| js_err(url, e))?;
-        let promise: js_sys::Promise = fetch
-            .call1(&global, &req)
-            .map_err(|e| js_err(url, e))?
-            .dyn_into()
-            .map_err(|e| js_err(url, e))?;
-        let resp: web_sys::Response = JsFuture::from(promise)
-            .await
-            .map_err(|e| js_err(url, e))?
-            .dyn_into()
-            .map_err(|e| js_err(url, e))?;
+        let promise: js_sys::Promise =
+            fetch.call1(&global, &req).map_err(|e| js_err(url, e))?.dyn_into().map_err(|e| js_err(url, e))?;
+        let resp: web_sys::Response =
+            JsFuture::from(promise).await.map_err(|e| js_err(url, e))?.dyn_into().map_err(|e| js_err(url, e))?;
         if resp.status() == 404 {
-            return Err(LoadError::NotFound {
-                file: url.to_string(),
-            });
+            return Err(LoadError::NotFound { file: url.to_string() });
         }
         let status = resp.status();
-        let buf = JsFuture::from(resp.array_buffer().map_err(|e| js_err(url, e))?)
-            .await
-            .map_err(|e| js_err(url, e))?;
+        let buf = JsFuture::from(resp.array_buffer().map_err(|e| js_err(url, e))?).await.map_err(|e| js_err(url, e))?;
         let body = js_sys::Uint8Array::new(&buf).to_vec();
         if !(200..300).contains(&status) {
-            return Err(LoadError::Io {
-                file: url.to_string(),
-                message: format!("HTTP {status}"),
-            });
+            return Err(LoadError::Io { file: url.to_string(), message: format!("HTTP {status}") });
         }
         range_result(url, status, body, range)
     }
@@ -336,10 +278,7 @@ impl TensorIndex {
         let mut entries = HashMap::new();
         for file in files {
             if file.contains("..") || file.starts_with('/') {
-                return Err(LoadError::Safetensors {
-                    file,
-                    message: "shard name escapes the model folder".into(),
-                });
+                return Err(LoadError::Safetensors { file, message: "shard name escapes the model folder".into() });
             }
             let size = src.size(&file).await?;
             let first8 = src.read_range(&file, 0, 8).await?;
@@ -358,25 +297,13 @@ impl TensorIndex {
 
     /// Total bytes of the named tensors.
     pub fn bytes_of<'a>(&self, names: impl IntoIterator<Item = &'a String>) -> u64 {
-        names
-            .into_iter()
-            .filter_map(|n| self.entries.get(n))
-            .map(|e| e.len)
-            .sum()
+        names.into_iter().filter_map(|n| self.entries.get(n)).map(|e| e.len).sum()
     }
 
     pub async fn read<S: ByteSource>(&self, src: &S, name: &str) -> Result<HostTensor, LoadError> {
-        let e = self
-            .entries
-            .get(name)
-            .ok_or_else(|| LoadError::MissingTensor(name.to_string()))?;
+        let e = self.entries.get(name).ok_or_else(|| LoadError::MissingTensor(name.to_string()))?;
         let data = src.read_range(&e.file, e.offset, e.len).await?;
-        Ok(HostTensor {
-            name: name.to_string(),
-            dtype: e.dtype,
-            shape: e.shape.clone(),
-            data,
-        })
+        Ok(HostTensor { name: name.to_string(), dtype: e.dtype, shape: e.shape.clone(), data })
     }
 }
 
@@ -395,20 +322,12 @@ impl ModelFiles {
         let tokenizer_json = src.read("tokenizer.json").await?;
         let chat_template = find_chat_template(src).await?;
         let generation = match read_optional(src, "generation_config.json").await? {
-            Some(b) => serde_json::from_slice(&b).map_err(|e| LoadError::Json {
-                file: "generation_config.json".into(),
-                message: e.to_string(),
-            })?,
+            Some(b) => serde_json::from_slice(&b)
+                .map_err(|e| LoadError::Json { file: "generation_config.json".into(), message: e.to_string() })?,
             None => GenerationConfig::default(),
         };
         let tensors = TensorIndex::open(src).await?;
-        Ok(ModelFiles {
-            config,
-            tokenizer_json,
-            chat_template,
-            generation,
-            tensors,
-        })
+        Ok(ModelFiles { config, tokenizer_json, chat_template, generation, tensors })
     }
 }
 
@@ -420,14 +339,14 @@ async fn find_chat_template<S: ByteSource>(src: &S) -> Result<String, LoadError>
     }
     for file in ["chat_template.json", "tokenizer_config.json"] {
         if let Some(b) = read_optional(src, file).await? {
-            let v: serde_json::Value = serde_json::from_slice(&b).map_err(|e| LoadError::Json {
-                file: file.into(),
-                message: e.to_string(),
-            })?;
+            let v: serde_json::Value = serde_json::from_slice(&b)
+                .map_err(|e| LoadError::Json { file: file.into(), message: e.to_string() })?;
             if let Some(t) = v.get("chat_template").and_then(|t| t.as_str()) {
                 return Ok(t.to_string());
             }
         }
     }
-    Err(LoadError::Template("the model has no chat template (chat_template.jinja, chat_template.json or tokenizer_config.json)".into()))
+    Err(LoadError::Template(
+        "the model has no chat template (chat_template.jinja, chat_template.json or tokenizer_config.json)".into(),
+    ))
 }

@@ -26,10 +26,7 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions {
-            max_context: 4096,
-            prefill_chunk: 256,
-        }
+        LoadOptions { max_context: 4096, prefill_chunk: 256 }
     }
 }
 
@@ -85,10 +82,7 @@ impl ChatModel {
         let cfg = &files.config;
         // Qwen3-VL and transformers 5 checkpoints nest the text tower under
         // `model.language_model.`; the Qwen2/2.5-VL checkpoints on the Hub use `model.`.
-        let prefix = if files
-            .tensors
-            .contains("model.language_model.embed_tokens.weight")
-        {
+        let prefix = if files.tensors.contains("model.language_model.embed_tokens.weight") {
             "model.language_model."
         } else {
             "model."
@@ -107,10 +101,7 @@ impl ChatModel {
         };
         let text = TextModel::load(&mut loader, &cfg.text, prefix).await?;
         gpu.check()?;
-        let max_context = options
-            .max_context
-            .min(cfg.text.max_position_embeddings)
-            .max(1);
+        let max_context = options.max_context.min(cfg.text.max_position_embeddings).max(1);
         Ok(ChatModel {
             gpu,
             config: files.config,
@@ -118,10 +109,7 @@ impl ChatModel {
             tokenizer,
             template,
             generation: files.generation,
-            options: LoadOptions {
-                max_context,
-                ..options
-            },
+            options: LoadOptions { max_context, ..options },
         })
     }
 
@@ -133,23 +121,15 @@ impl ChatModel {
     pub fn new_session(&self) -> Result<Session, EngineError> {
         Ok(Session {
             kv: self.text.new_cache(&self.gpu, self.options.max_context)?,
-            scratch: self
-                .text
-                .new_scratch(&self.gpu, self.options.prefill_chunk)?,
+            scratch: self.text.new_scratch(&self.gpu, self.options.prefill_chunk)?,
             cached: Vec::new(),
         })
     }
 
     /// The rendered prompt for `messages` with the assistant turn opened, and its ids.
     pub fn prompt(&self, messages: &[Message]) -> Result<(String, Vec<u32>), EngineError> {
-        if messages.iter().any(|m| {
-            m.content
-                .iter()
-                .any(|p| matches!(p, crate::chat::Part::Image {}))
-        }) {
-            return Err(EngineError::Input(
-                "vision not implemented yet: images cannot be sent to the model".into(),
-            ));
+        if messages.iter().any(|m| m.content.iter().any(|p| matches!(p, crate::chat::Part::Image {}))) {
+            return Err(EngineError::Input("vision not implemented yet: images cannot be sent to the model".into()));
         }
         let text = self.template.render(messages, true)?;
         let ids = self.tokenizer.encode(&text)?;
@@ -161,10 +141,7 @@ impl ChatModel {
         if !self.generation.eos_token_id.is_empty() {
             return self.generation.eos_token_id.clone();
         }
-        ["<|im_end|>", "<|endoftext|>"]
-            .iter()
-            .filter_map(|t| self.tokenizer.token_id(t))
-            .collect()
+        ["<|im_end|>", "<|endoftext|>"].iter().filter_map(|t| self.tokenizer.token_id(t)).collect()
     }
 
     /// Generates a reply to `prompt` ids, calling `on_token` for every token; it returns
@@ -182,21 +159,12 @@ impl ChatModel {
             return Err(EngineError::Input("empty prompt".into()));
         }
         if prompt.len() >= capacity {
-            return Err(EngineError::ContextFull {
-                tokens: prompt.len(),
-                context: capacity,
-            });
+            return Err(EngineError::ContextFull { tokens: prompt.len(), context: capacity });
         }
         let vocab = self.text.cfg.vocab_size;
         let t0 = now_ms();
         // Reuse the cached prefix, but always run at least the last prompt token for logits.
-        let common = session
-            .cached
-            .iter()
-            .zip(prompt)
-            .take_while(|(a, b)| a == b)
-            .count()
-            .min(prompt.len() - 1);
+        let common = session.cached.iter().zip(prompt).take_while(|(a, b)| a == b).count().min(prompt.len() - 1);
         session.cached.truncate(common);
         let mut pos = common;
         let chunk = session.scratch.max_tokens;
@@ -230,11 +198,7 @@ impl ChatModel {
             history.push(id);
             let delta = stream.push(&self.tokenizer, id)?.unwrap_or_default();
             text.push_str(&delta);
-            let event = TokenEvent {
-                id,
-                text: delta,
-                top: top_k(&logits, 5),
-            };
+            let event = TokenEvent { id, text: delta, top: top_k(&logits, 5) };
             let keep_going = on_token(&event);
             if let Some(reason) = stop_rules.check(id, generated) {
                 break reason;
@@ -252,48 +216,24 @@ impl ChatModel {
         };
         if let Some(rest) = stream.finish(&self.tokenizer)? {
             text.push_str(&rest);
-            on_token(&TokenEvent {
-                id: u32::MAX,
-                text: rest,
-                top: Vec::new(),
-            });
+            on_token(&TokenEvent { id: u32::MAX, text: rest, top: Vec::new() });
         }
         let decode_s = (now_ms() - t1) / 1000.0;
         Ok(GenerationSummary {
             prompt_tokens: prompt.len(),
             generated_tokens: generated,
             prefill_ms,
-            decode_tokens_per_s: if decode_s > 0.0 {
-                generated as f64 / decode_s
-            } else {
-                0.0
-            },
+            decode_tokens_per_s: if decode_s > 0.0 { generated as f64 / decode_s } else { 0.0 },
             stop,
             text,
         })
     }
 
     /// Text-only M-RoPE positions: T = H = W = cache position.
-    fn step(
-        &self,
-        session: &Session,
-        ids: &[u32],
-        past: usize,
-        logits: bool,
-    ) -> Result<(), EngineError> {
+    fn step(&self, session: &Session, ids: &[u32], past: usize, logits: bool) -> Result<(), EngineError> {
         let n = ids.len();
-        let positions: Vec<i32> = (0..3)
-            .flat_map(|_| (0..n).map(move |t| (past + t) as i32))
-            .collect();
-        self.text.forward(
-            &self.gpu,
-            ids,
-            &positions,
-            past,
-            &session.kv,
-            &session.scratch,
-            logits,
-        )
+        let positions: Vec<i32> = (0..3).flat_map(|_| (0..n).map(move |t| (past + t) as i32)).collect();
+        self.text.forward(&self.gpu, ids, &positions, past, &session.kv, &session.scratch, logits)
     }
 
     async fn read_logits(&self, session: &Session, vocab: usize) -> Result<Vec<f32>, EngineError> {

@@ -31,10 +31,7 @@ struct Case {
 }
 
 fn fixture(family: &str) -> PathBuf {
-    PathBuf::from(format!(
-        "{}/../tests/fixtures/{family}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
+    PathBuf::from(format!("{}/../tests/fixtures/{family}", env!("CARGO_MANIFEST_DIR")))
 }
 
 /// The fixture folder with `config.json` replaced by another config file.
@@ -45,9 +42,7 @@ impl ByteSource for RenamedConfig {
         self.0.describe(file)
     }
     async fn read(&self, file: &str) -> Result<Vec<u8>, LoadError> {
-        self.0
-            .read(if file == "config.json" { self.1 } else { file })
-            .await
+        self.0.read(if file == "config.json" { self.1 } else { file }).await
     }
     async fn read_range(&self, file: &str, start: u64, len: u64) -> Result<Vec<u8>, LoadError> {
         self.0.read_range(file, start, len).await
@@ -69,17 +64,10 @@ fn messages(c: &Case) -> Vec<Message> {
 fn check_family<S: ByteSource>(family: &str, src: S, options: LoadOptions) {
     pollster::block_on(async {
         let gpu: Rc<Gpu> = Gpu::new().await.expect("a GPU adapter (lavapipe)");
-        let model = ChatModel::load(gpu, &src, options, &mut |_| {})
-            .await
-            .expect("model loads");
+        let model = ChatModel::load(gpu, &src, options, &mut |_| {}).await.expect("model loads");
         let r: Reference =
-            serde_json::from_slice(&std::fs::read(fixture(family).join("reference.json")).unwrap())
-                .unwrap();
-        let params = SamplingParams {
-            max_new_tokens: r.max_new_tokens,
-            ignore_eos: true,
-            ..Default::default()
-        };
+            serde_json::from_slice(&std::fs::read(fixture(family).join("reference.json")).unwrap()).unwrap();
+        let params = SamplingParams { max_new_tokens: r.max_new_tokens, ignore_eos: true, ..Default::default() };
         for (ci, c) in r.cases.iter().enumerate() {
             let (_, ids) = model.prompt(&messages(c)).unwrap();
             assert_eq!(ids, c.prompt_ids, "{family} case {ci}: prompt ids");
@@ -106,11 +94,7 @@ fn check_family<S: ByteSource>(family: &str, src: S, options: LoadOptions) {
                 // Ids may only differ between near-equal logits.
                 let got_set: Vec<u32> = got.iter().map(|t| t.0).collect();
                 let want_set: Vec<u32> = want.iter().map(|t| t.0).collect();
-                assert_eq!(
-                    got_set[..4],
-                    want_set[..4],
-                    "{family} case {ci} step {step}: top ids"
-                );
+                assert_eq!(got_set[..4], want_set[..4], "{family} case {ci} step {step}: top ids");
             }
             assert_eq!(got_ids, c.greedy_ids, "{family} case {ci}: greedy ids");
             assert_eq!(streamed, c.greedy_text, "{family} case {ci}: streamed text");
@@ -122,29 +106,17 @@ fn check_family<S: ByteSource>(family: &str, src: S, options: LoadOptions) {
 
 #[test]
 fn qwen2_vl_matches_transformers() {
-    check_family(
-        "qwen2_vl",
-        DirSource(fixture("qwen2_vl")),
-        LoadOptions::default(),
-    );
+    check_family("qwen2_vl", DirSource(fixture("qwen2_vl")), LoadOptions::default());
 }
 
 #[test]
 fn qwen2_5_vl_matches_transformers() {
-    check_family(
-        "qwen2_5_vl",
-        DirSource(fixture("qwen2_5_vl")),
-        LoadOptions::default(),
-    );
+    check_family("qwen2_5_vl", DirSource(fixture("qwen2_5_vl")), LoadOptions::default());
 }
 
 #[test]
 fn qwen3_vl_matches_transformers() {
-    check_family(
-        "qwen3_vl",
-        DirSource(fixture("qwen3_vl")),
-        LoadOptions::default(),
-    );
+    check_family("qwen3_vl", DirSource(fixture("qwen3_vl")), LoadOptions::default());
 }
 
 /// The nested layout transformers 5 writes loads to the same outputs.
@@ -162,14 +134,7 @@ fn transformers5_config_layout_matches() {
 /// Prefill in chunks of 5 tokens (so attention spans chunks) gives the same outputs.
 #[test]
 fn chunked_prefill_matches() {
-    check_family(
-        "qwen3_vl",
-        DirSource(fixture("qwen3_vl")),
-        LoadOptions {
-            prefill_chunk: 5,
-            ..Default::default()
-        },
-    );
+    check_family("qwen3_vl", DirSource(fixture("qwen3_vl")), LoadOptions { prefill_chunk: 5, ..Default::default() });
 }
 
 /// A follow-up turn reuses the cached prefix and gives what a fresh session gives.
@@ -178,21 +143,12 @@ fn follow_up_turn_reuses_the_cache() {
     pollster::block_on(async {
         let gpu = Gpu::new().await.unwrap();
         let src = DirSource(fixture("qwen3_vl"));
-        let model = ChatModel::load(gpu, &src, LoadOptions::default(), &mut |_| {})
-            .await
-            .unwrap();
-        let params = SamplingParams {
-            max_new_tokens: 6,
-            ignore_eos: true,
-            ..Default::default()
-        };
+        let model = ChatModel::load(gpu, &src, LoadOptions::default(), &mut |_| {}).await.unwrap();
+        let params = SamplingParams { max_new_tokens: 6, ignore_eos: true, ..Default::default() };
         let mut turn = vec![Message::text(Role::User, "Hello! How are you today?")];
         let mut session = model.new_session().unwrap();
         let (_, ids) = model.prompt(&turn).unwrap();
-        let first = model
-            .generate(&mut session, &ids, &params, &mut |_| true)
-            .await
-            .unwrap();
+        let first = model.generate(&mut session, &ids, &params, &mut |_| true).await.unwrap();
         turn.push(Message::text(Role::Assistant, &first.text));
         turn.push(Message::text(Role::User, "Describe the cat."));
         let (_, ids2) = model.prompt(&turn).unwrap();
@@ -223,39 +179,15 @@ fn context_overflow_is_an_error() {
     pollster::block_on(async {
         let gpu = Gpu::new().await.unwrap();
         let src = DirSource(fixture("qwen2_vl"));
-        let model = ChatModel::load(
-            gpu,
-            &src,
-            LoadOptions {
-                max_context: 16,
-                ..Default::default()
-            },
-            &mut |_| {},
-        )
-        .await
-        .unwrap();
-        let mut session = model.new_session().unwrap();
-        let long: Vec<u32> = (0..40).collect();
-        let err = model
-            .generate(&mut session, &long, &SamplingParams::default(), &mut |_| {
-                true
-            })
-            .await
-            .unwrap_err();
-        assert!(err.to_string().contains("context"), "{err}");
-        let params = SamplingParams {
-            max_new_tokens: 50,
-            ignore_eos: true,
-            ..Default::default()
-        };
-        let s = model
-            .generate(&mut session, &[1, 2, 3], &params, &mut |_| true)
+        let model = ChatModel::load(gpu, &src, LoadOptions { max_context: 16, ..Default::default() }, &mut |_| {})
             .await
             .unwrap();
-        assert_eq!(
-            s.generated_tokens,
-            16 - 3,
-            "generation stops at the context end"
-        );
+        let mut session = model.new_session().unwrap();
+        let long: Vec<u32> = (0..40).collect();
+        let err = model.generate(&mut session, &long, &SamplingParams::default(), &mut |_| true).await.unwrap_err();
+        assert!(err.to_string().contains("context"), "{err}");
+        let params = SamplingParams { max_new_tokens: 50, ignore_eos: true, ..Default::default() };
+        let s = model.generate(&mut session, &[1, 2, 3], &params, &mut |_| true).await.unwrap();
+        assert_eq!(s.generated_tokens, 16 - 3, "generation stops at the context end");
     });
 }

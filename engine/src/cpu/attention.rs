@@ -24,20 +24,14 @@ pub fn attention(
             let scores: Vec<f64> = (0..n)
                 .map(|j| {
                     let kv = &k[(j * kv_heads + g) * hd..][..hd];
-                    qv.iter()
-                        .zip(kv)
-                        .map(|(a, b)| *a as f64 * *b as f64)
-                        .sum::<f64>()
-                        * scale
+                    qv.iter().zip(kv).map(|(a, b)| *a as f64 * *b as f64).sum::<f64>() * scale
                 })
                 .collect();
             let max = scores.iter().cloned().fold(f64::MIN, f64::max);
             let exps: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
             let sum: f64 = exps.iter().sum();
             for d in 0..hd {
-                let acc: f64 = (0..n)
-                    .map(|j| exps[j] * v[(j * kv_heads + g) * hd + d] as f64)
-                    .sum();
+                let acc: f64 = (0..n).map(|j| exps[j] * v[(j * kv_heads + g) * hd + d] as f64).sum();
                 out[(t * heads + h) * hd + d] = (acc / sum) as f32;
             }
         }

@@ -1,26 +1,7 @@
-//! Reference for `kernels::rope`: M-RoPE with chunked or interleaved sections.
+//! Reference for `kernels::rope`: M-RoPE with chunked or interleaved sections, every angle and
+//! its cos/sin computed here in plain loops.
 
 use crate::kernels::rope::MropeLayout;
-
-/// Which position row (0 = T, 1 = H, 2 = W) frequency `i` reads.
-pub fn rope_axis(i: usize, layout: MropeLayout) -> usize {
-    let [s0, s1, s2] = layout.section.map(|s| s as usize);
-    if layout.interleaved {
-        if i % 3 == 1 && i < 3 * s1 {
-            1
-        } else if i % 3 == 2 && i < 3 * s2 {
-            2
-        } else {
-            0
-        }
-    } else if i < s0 {
-        0
-    } else if i < s0 + s1 {
-        1
-    } else {
-        2
-    }
-}
 
 /// Rotates `x` `[tokens, heads, head_dim]` by `positions` `[3, tokens]`.
 pub fn rope(
@@ -38,7 +19,7 @@ pub fn rope(
         for h in 0..heads {
             let base = (t * heads + h) * head_dim;
             for i in 0..half {
-                let pos = positions[rope_axis(i, layout) * tokens + t] as f32;
+                let pos = positions[layout.axis(i) * tokens + t] as f32;
                 let angle = (pos * inv_freq[i]) as f64;
                 let (s, c) = angle.sin_cos();
                 let x1 = x[base + i] as f64;

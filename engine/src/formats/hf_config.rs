@@ -98,46 +98,28 @@ struct RawTop {
 
 /// Parses `config.json` bytes.
 pub fn parse(bytes: &[u8]) -> Result<ModelConfig, LoadError> {
-    let json: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| LoadError::Json {
-        file: "config.json".into(),
-        message: e.to_string(),
-    })?;
-    let top: RawTop =
-        serde_json::from_value(json.clone()).map_err(|e| LoadError::Config(e.to_string()))?;
-    let model_type = top
-        .model_type
-        .clone()
-        .ok_or_else(|| LoadError::Config("no model_type".into()))?;
+    let json: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| LoadError::Json { file: "config.json".into(), message: e.to_string() })?;
+    let top: RawTop = serde_json::from_value(json.clone()).map_err(|e| LoadError::Config(e.to_string()))?;
+    let model_type = top.model_type.clone().ok_or_else(|| LoadError::Config("no model_type".into()))?;
     let family = Family::from_model_type(&model_type)?;
     let text_json = top.text_config.clone().unwrap_or(json);
-    let raw: RawText = serde_json::from_value(text_json)
-        .map_err(|e| LoadError::Config(format!("text config: {e}")))?;
+    let raw: RawText = serde_json::from_value(text_json).map_err(|e| LoadError::Config(format!("text config: {e}")))?;
     let rope = raw.rope_parameters.or(raw.rope_scaling).unwrap_or_default();
-    let head_dim = raw
-        .head_dim
-        .unwrap_or(raw.hidden_size / raw.num_attention_heads.max(1));
-    let section = rope.mrope_section.ok_or_else(|| {
-        LoadError::Config("no mrope_section in rope_parameters or rope_scaling".into())
-    })?;
+    let head_dim = raw.head_dim.unwrap_or(raw.hidden_size / raw.num_attention_heads.max(1));
+    let section = rope
+        .mrope_section
+        .ok_or_else(|| LoadError::Config("no mrope_section in rope_parameters or rope_scaling".into()))?;
     let mrope_section: [u32; 3] = section
         .get(..3)
         .and_then(|s| s.try_into().ok())
-        .ok_or_else(|| {
-            LoadError::Config(format!("mrope_section {section:?} needs three entries"))
-        })?;
+        .ok_or_else(|| LoadError::Config(format!("mrope_section {section:?} needs three entries")))?;
     if mrope_section.iter().sum::<u32>() as usize * 2 != head_dim {
-        return Err(LoadError::Config(format!(
-            "mrope_section {mrope_section:?} does not cover head_dim {head_dim}"
-        )));
+        return Err(LoadError::Config(format!("mrope_section {mrope_section:?} does not cover head_dim {head_dim}")));
     }
     let heads = raw.num_attention_heads;
     let kv_heads = raw.num_key_value_heads.unwrap_or(heads);
-    if heads == 0
-        || kv_heads == 0
-        || heads % kv_heads != 0
-        || raw.hidden_size == 0
-        || raw.vocab_size == 0
-    {
+    if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 || raw.hidden_size == 0 || raw.vocab_size == 0 {
         return Err(LoadError::Config(format!(
             "inconsistent sizes: heads {heads}, kv heads {kv_heads}, hidden {}",
             raw.hidden_size
@@ -153,22 +135,12 @@ pub fn parse(bytes: &[u8]) -> Result<ModelConfig, LoadError> {
         num_key_value_heads: kv_heads,
         head_dim,
         rms_norm_eps: raw.rms_norm_eps.unwrap_or(1e-6),
-        rope_theta: rope
-            .rope_theta
-            .or(raw.rope_theta)
-            .unwrap_or(if qwen3 { 5e6 } else { 1e6 }),
+        rope_theta: rope.rope_theta.or(raw.rope_theta).unwrap_or(if qwen3 { 5e6 } else { 1e6 }),
         mrope_section,
         mrope_interleaved: rope.mrope_interleaved.unwrap_or(qwen3) || qwen3,
-        attention_bias: if qwen3 {
-            raw.attention_bias.unwrap_or(false)
-        } else {
-            true
-        },
+        attention_bias: if qwen3 { raw.attention_bias.unwrap_or(false) } else { true },
         qk_norm: qwen3,
-        tie_word_embeddings: top
-            .tie_word_embeddings
-            .or(raw.tie_word_embeddings)
-            .unwrap_or(false),
+        tie_word_embeddings: top.tie_word_embeddings.or(raw.tie_word_embeddings).unwrap_or(false),
         max_position_embeddings: raw.max_position_embeddings.unwrap_or(32768),
     };
     Ok(ModelConfig {
@@ -181,15 +153,12 @@ pub fn parse(bytes: &[u8]) -> Result<ModelConfig, LoadError> {
     })
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
 
     fn fixture(family: &str, file: &str) -> Vec<u8> {
-        let path = format!(
-            "{}/../tests/fixtures/{family}/{file}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/../tests/fixtures/{family}/{file}", env!("CARGO_MANIFEST_DIR"));
         std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
@@ -209,33 +178,19 @@ mod tests {
             "rope_theta":1000000.0,"rope_scaling":{"type":"mrope","mrope_section":[16,24,24]},
             "tie_word_embeddings":true,"vision_config":{"in_chans":3}}"#;
         let c = parse(cfg).unwrap();
-        assert_eq!(
-            (
-                c.text.head_dim,
-                c.text.mrope_section,
-                c.text.mrope_interleaved
-            ),
-            (128, [16, 24, 24], false)
-        );
+        assert_eq!((c.text.head_dim, c.text.mrope_section, c.text.mrope_interleaved), (128, [16, 24, 24], false));
         assert!(c.text.attention_bias && c.text.tie_word_embeddings && !c.text.qk_norm);
     }
 
     #[test]
     fn bad_configs_are_clear_errors() {
-        assert!(matches!(
-            parse(br#"{"model_type":"llama"}"#),
-            Err(LoadError::Architecture(_))
-        ));
+        assert!(matches!(parse(br#"{"model_type":"llama"}"#), Err(LoadError::Architecture(_))));
         assert!(matches!(parse(b"{"), Err(LoadError::Json { .. })));
         let missing = br#"{"model_type":"qwen3_vl","text_config":{"hidden_size":64}}"#;
         assert!(matches!(parse(missing), Err(LoadError::Config(_))));
-        let bad_section =
-            br#"{"model_type":"qwen3_vl","text_config":{"vocab_size":10,"hidden_size":64,
+        let bad_section = br#"{"model_type":"qwen3_vl","text_config":{"vocab_size":10,"hidden_size":64,
             "intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":4,"head_dim":16,
             "rope_scaling":{"mrope_section":[1,1,1]}}}"#;
-        assert!(parse(bad_section)
-            .unwrap_err()
-            .to_string()
-            .contains("mrope_section"));
+        assert!(parse(bad_section).unwrap_err().to_string().contains("mrope_section"));
     }
 }

@@ -32,38 +32,24 @@ struct RawEntry {
 
 /// The header length from the first 8 bytes, checked against the file size when known.
 pub fn header_len(file: &str, first8: &[u8], file_size: Option<u64>) -> Result<u64, LoadError> {
-    let bad = |message: String| LoadError::Safetensors {
-        file: file.to_string(),
-        message,
-    };
-    let bytes: [u8; 8] = first8
-        .get(..8)
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| bad("shorter than 8 bytes".into()))?;
+    let bad = |message: String| LoadError::Safetensors { file: file.to_string(), message };
+    let bytes: [u8; 8] =
+        first8.get(..8).and_then(|b| b.try_into().ok()).ok_or_else(|| bad("shorter than 8 bytes".into()))?;
     let n = u64::from_le_bytes(bytes);
     if n > MAX_HEADER_BYTES {
         return Err(bad(format!("header of {n} bytes is implausibly large")));
     }
     if let Some(size) = file_size {
         if 8 + n > size {
-            return Err(bad(format!(
-                "header of {n} bytes runs past the end of a {size}-byte file (truncated?)"
-            )));
+            return Err(bad(format!("header of {n} bytes runs past the end of a {size}-byte file (truncated?)")));
         }
     }
     Ok(n)
 }
 
 /// Parses the JSON header of `file`. `file_size`, when known, bounds every tensor's range.
-pub fn parse_header(
-    file: &str,
-    header: &[u8],
-    file_size: Option<u64>,
-) -> Result<Vec<TensorEntry>, LoadError> {
-    let bad = |message: String| LoadError::Safetensors {
-        file: file.to_string(),
-        message,
-    };
+pub fn parse_header(file: &str, header: &[u8], file_size: Option<u64>) -> Result<Vec<TensorEntry>, LoadError> {
+    let bad = |message: String| LoadError::Safetensors { file: file.to_string(), message };
     let raw: BTreeMap<String, serde_json::Value> =
         serde_json::from_slice(header).map_err(|e| bad(format!("header is not JSON: {e}")))?;
     let data_start = 8 + header.len() as u64;
@@ -72,16 +58,10 @@ pub fn parse_header(
         if name == "__metadata__" {
             continue;
         }
-        let e: RawEntry =
-            serde_json::from_value(v).map_err(|e| bad(format!("tensor {name}: {e}")))?;
-        let dtype = DType::from_safetensors(&e.dtype).ok_or_else(|| LoadError::DType {
-            tensor: name.clone(),
-            dtype: e.dtype.clone(),
-        })?;
-        let numel = e
-            .shape
-            .iter()
-            .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64));
+        let e: RawEntry = serde_json::from_value(v).map_err(|e| bad(format!("tensor {name}: {e}")))?;
+        let dtype = DType::from_safetensors(&e.dtype)
+            .ok_or_else(|| LoadError::DType { tensor: name.clone(), dtype: e.dtype.clone() })?;
+        let numel = e.shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d as u64));
         let [start, end] = e.data_offsets;
         let want = numel.and_then(|n| n.checked_mul(dtype.size_bytes() as u64));
         if end < start || want != Some(end - start) {
@@ -143,14 +123,10 @@ mod tests {
         assert!(header_len("m", &[1, 2], None).is_err());
         let wrong = r#"{"a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,20]}}"#;
         assert!(parse_header("m", wrong.as_bytes(), None).is_err());
-        let overflow =
-            r#"{"a":{"dtype":"F32","shape":[4294967296,4294967296,4],"data_offsets":[0,0]}}"#;
+        let overflow = r#"{"a":{"dtype":"F32","shape":[4294967296,4294967296,4],"data_offsets":[0,0]}}"#;
         assert!(parse_header("m", overflow.as_bytes(), None).is_err());
         assert!(parse_header("m", b"{not json", None).is_err());
         let q = r#"{"a":{"dtype":"I8","shape":[1],"data_offsets":[0,1]}}"#;
-        assert!(matches!(
-            parse_header("m", q.as_bytes(), None),
-            Err(LoadError::DType { .. })
-        ));
+        assert!(matches!(parse_header("m", q.as_bytes(), None), Err(LoadError::DType { .. })));
     }
 }

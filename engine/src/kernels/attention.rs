@@ -42,21 +42,11 @@ pub fn attention(
     if head_dim > MAX_HEAD_DIM || kv_heads == 0 || heads % kv_heads != 0 {
         return Err(EngineError::Op {
             op: "attention".into(),
-            message: format!(
-                "heads {heads}, kv_heads {kv_heads}, head_dim {head_dim} not supported"
-            ),
+            message: format!("heads {heads}, kv_heads {kv_heads}, head_dim {head_dim} not supported"),
         });
     }
-    let params = Params {
-        tokens,
-        past,
-        heads,
-        kv_heads,
-        head_dim,
-        scale: 1.0 / (head_dim as f32).sqrt(),
-        _pad0: 0,
-        _pad1: 0,
-    };
+    let params =
+        Params { tokens, past, heads, kv_heads, head_dim, scale: 1.0 / (head_dim as f32).sqrt(), _pad0: 0, _pad1: 0 };
     let kernel = Kernel::new(Family::Attention, "attention", &[false, false, false, true]);
     rec.dispatch(&kernel, &params, &[q, k, v, out], [heads, tokens, 1])
 }
@@ -94,12 +84,7 @@ mod tests {
         .unwrap();
         rec.submit().unwrap();
         let got = g.read_f32(&ob, 0, q.len()).await.unwrap();
-        assert_close(
-            &got,
-            &want,
-            2e-5,
-            &format!("attention t{tokens} past{past} h{heads}/{kv_heads} d{head_dim}"),
-        );
+        assert_close(&got, &want, 2e-5, &format!("attention t{tokens} past{past} h{heads}/{kv_heads} d{head_dim}"));
     }
 
     gpu_test!(attention_prefill_gqa, check(7, 0, 4, 2, 16));

@@ -21,31 +21,16 @@ fn run(
     n: u32,
 ) -> Result<(), EngineError> {
     let kernel = Kernel::new(Family::Elementwise, entry, &[false, true]);
-    rec.dispatch(
-        &kernel,
-        &Params { n, _pad: [0; 3] },
-        &[y, x],
-        grid(n.div_ceil(256)),
-    )
+    rec.dispatch(&kernel, &Params { n, _pad: [0; 3] }, &[y, x], grid(n.div_ceil(256)))
 }
 
 /// `x[i] += y[i]` for `i < n`.
-pub fn add_inplace(
-    rec: &mut Recorder<'_>,
-    x: &wgpu::Buffer,
-    y: &wgpu::Buffer,
-    n: u32,
-) -> Result<(), EngineError> {
+pub fn add_inplace(rec: &mut Recorder<'_>, x: &wgpu::Buffer, y: &wgpu::Buffer, n: u32) -> Result<(), EngineError> {
     run(rec, "add_inplace", x, y, n)
 }
 
 /// `gate[i] = silu(gate[i]) · up[i]` for `i < n`.
-pub fn silu_mul(
-    rec: &mut Recorder<'_>,
-    gate: &wgpu::Buffer,
-    up: &wgpu::Buffer,
-    n: u32,
-) -> Result<(), EngineError> {
+pub fn silu_mul(rec: &mut Recorder<'_>, gate: &wgpu::Buffer, up: &wgpu::Buffer, n: u32) -> Result<(), EngineError> {
     run(rec, "silu_mul", gate, up, n)
 }
 
@@ -59,11 +44,7 @@ mod tests {
         let g = gpu().await;
         let x: Vec<f32> = random(n, 51).iter().map(|v| v * 8.0).collect();
         let y = random(n, 52);
-        let want = if silu {
-            cpu::elementwise::silu_mul(&x, &y)
-        } else {
-            cpu::elementwise::add(&x, &y)
-        };
+        let want = if silu { cpu::elementwise::silu_mul(&x, &y) } else { cpu::elementwise::add(&x, &y) };
         let xb = g.upload("x", bytemuck::cast_slice(&x)).unwrap();
         let yb = g.upload("y", bytemuck::cast_slice(&y)).unwrap();
         let mut rec = g.recorder();

@@ -32,19 +32,8 @@ pub fn embedding(
     dim: u32,
     y: &wgpu::Buffer,
 ) -> Result<(), EngineError> {
-    let kernel =
-        Kernel::new(Family::Embedding, "embedding", &[false, false, true]).with_weights(dtype);
-    rec.dispatch(
-        &kernel,
-        &Params {
-            tokens,
-            dim,
-            row_start,
-            rows,
-        },
-        &[ids, table, y],
-        grid(tokens),
-    )
+    let kernel = Kernel::new(Family::Embedding, "embedding", &[false, false, true]).with_weights(dtype);
+    rec.dispatch(&kernel, &Params { tokens, dim, row_start, rows }, &[ids, table, y], grid(tokens))
 }
 
 #[cfg(test)]
@@ -67,18 +56,8 @@ mod tests {
         for (start, rows) in [(0, split), (split, vocab - split)] {
             let (bytes, _) = encode_weights(&table[start * dim..(start + rows) * dim], dtype);
             let tb = g.upload("table", &bytes).unwrap();
-            embedding(
-                &mut rec,
-                &idb,
-                ids.len() as u32,
-                &tb,
-                dtype,
-                start as u32,
-                rows as u32,
-                dim as u32,
-                &yb,
-            )
-            .unwrap();
+            embedding(&mut rec, &idb, ids.len() as u32, &tb, dtype, start as u32, rows as u32, dim as u32, &yb)
+                .unwrap();
             keep.push(tb);
         }
         rec.submit().unwrap();

@@ -61,8 +61,7 @@ pub fn linear(rec: &mut Recorder<'_>, a: Linear<'_>) -> Result<(), EngineError> 
     } else {
         ("matmul", [a.n.div_ceil(TILE), a.m.div_ceil(TILE), 1])
     };
-    let kernel =
-        Kernel::new(Family::Matmul, entry, &[false, false, false, true]).with_weights(a.w_dtype);
+    let kernel = Kernel::new(Family::Matmul, entry, &[false, false, false, true]).with_weights(a.w_dtype);
     rec.dispatch(&kernel, &params, &[a.x, a.w, bias, a.y], groups)
 }
 
@@ -103,24 +102,13 @@ mod tests {
         .unwrap();
         rec.submit().unwrap();
         let got = g.read_f32(&yb, 0, m * n).await.unwrap();
-        assert_close(
-            &got,
-            &want,
-            1e-4 * (k as f32).sqrt(),
-            &format!("linear {m}x{n}x{k} {dtype:?}"),
-        );
+        assert_close(&got, &want, 1e-4 * (k as f32).sqrt(), &format!("linear {m}x{n}x{k} {dtype:?}"));
     }
 
     gpu_test!(matvec_f32_odd, check(1, 37, 29, DType::F32, true, 1));
-    gpu_test!(
-        matvec_f16_multi_row,
-        check(3, 130, 66, DType::F16, false, 2)
-    );
+    gpu_test!(matvec_f16_multi_row, check(3, 130, 66, DType::F16, false, 2));
     gpu_test!(matvec_bf16, check(1, 64, 128, DType::BF16, true, 3));
     gpu_test!(matmul_f32_awkward, check(70, 65, 33, DType::F32, true, 4));
     gpu_test!(matmul_f16, check(17, 96, 48, DType::F16, true, 5));
-    gpu_test!(
-        matmul_bf16_large_k,
-        check(9, 20, 300, DType::BF16, false, 6)
-    );
+    gpu_test!(matmul_bf16_large_k, check(9, 20, 300, DType::BF16, false, 6));
 }

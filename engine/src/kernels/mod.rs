@@ -62,13 +62,7 @@ pub struct Kernel {
 
 impl Kernel {
     pub fn new(family: Family, entry: &'static str, bindings: &'static [bool]) -> Self {
-        Kernel {
-            family,
-            entry,
-            bindings,
-            weights: None,
-            constants: Vec::new(),
-        }
+        Kernel { family, entry, bindings, weights: None, constants: Vec::new() }
     }
 
     pub fn with_weights(mut self, d: DType) -> Self {

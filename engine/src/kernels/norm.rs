@@ -27,17 +27,7 @@ pub fn rms_norm(
     eps: f32,
 ) -> Result<(), EngineError> {
     let kernel = Kernel::new(Family::Norm, "rms_norm", &[false, false, true]);
-    rec.dispatch(
-        &kernel,
-        &Params {
-            rows,
-            dim,
-            eps,
-            _pad: 0,
-        },
-        &[x, weight, y],
-        grid(rows),
-    )
+    rec.dispatch(&kernel, &Params { rows, dim, eps, _pad: 0 }, &[x, weight, y], grid(rows))
 }
 
 #[cfg(test)]

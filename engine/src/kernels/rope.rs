@@ -1,4 +1,5 @@
-//! Launcher for `rope.wgsl`: multimodal rotary embedding (chunked or interleaved sections).
+//! Launcher for `rope.wgsl`, and the M-RoPE cos/sin table it reads (chunked sections for
+//! Qwen2/2.5-VL, interleaved for Qwen3-VL).
 
 use bytemuck::{Pod, Zeroable};
 
@@ -13,10 +14,6 @@ pub struct Params {
     pub heads: u32,
     pub head_dim: u32,
     pub dst_offset: u32,
-    pub s0: u32,
-    pub s1: u32,
-    pub s2: u32,
-    pub interleaved: u32,
 }
 
 /// How rotary frequencies map to the (T, H, W) position rows.
@@ -24,6 +21,29 @@ pub struct Params {
 pub struct MropeLayout {
     pub section: [u32; 3],
     pub interleaved: bool,
+}
+
+impl MropeLayout {
+    /// Which position row (0 = T, 1 = H, 2 = W) frequency `i` reads: chunked
+    /// (`apply_multimodal_rotary_pos_emb`) or interleaved (`apply_interleaved_mrope`).
+    pub fn axis(&self, i: usize) -> usize {
+        let [s0, s1, s2] = self.section.map(|s| s as usize);
+        if self.interleaved {
+            if i % 3 == 1 && i < 3 * s1 {
+                1
+            } else if i % 3 == 2 && i < 3 * s2 {
+                2
+            } else {
+                0
+            }
+        } else if i < s0 {
+            0
+        } else if i < s0 + s1 {
+            1
+        } else {
+            2
+        }
+    }
 }
 
 /// `inv_freq[i] = 1 / θ^(2i / head_dim)`, rounded to f32 as transformers computes it.
@@ -36,40 +56,40 @@ pub fn inv_freq(theta: f64, head_dim: usize) -> Vec<f32> {
         .collect()
 }
 
+/// The cos/sin table `[2, tokens, head_dim / 2]` for `positions` `[3, tokens]`: the angle is
+/// the f32 product `pos · inv_freq[i]` (as torch computes it), its cos and sin rounded from f64.
+pub fn rope_table(positions: &[i32], inv_freq: &[f32], layout: MropeLayout) -> Vec<f32> {
+    let tokens = positions.len() / 3;
+    let half = inv_freq.len();
+    let mut table = vec![0.0f32; 2 * tokens * half];
+    for t in 0..tokens {
+        for (i, f) in inv_freq.iter().enumerate() {
+            let angle = (positions[layout.axis(i) * tokens + t] as f32 * f) as f64;
+            table[t * half + i] = angle.cos() as f32;
+            table[(tokens + t) * half + i] = angle.sin() as f32;
+        }
+    }
+    table
+}
+
 /// # Shapes
 /// `x` `[tokens, heads, head_dim]` f32 → `y` at element `dst_offset`, same layout;
-/// `positions` `[3, tokens]` i32; `inv_freq` `[head_dim / 2]` f32.
+/// `cos_sin` `[2, tokens, head_dim / 2]` from [`rope_table`].
 #[allow(clippy::too_many_arguments)]
 pub fn rope(
     rec: &mut Recorder<'_>,
     x: &wgpu::Buffer,
-    positions: &wgpu::Buffer,
-    inv_freq: &wgpu::Buffer,
+    cos_sin: &wgpu::Buffer,
     y: &wgpu::Buffer,
     dst_offset: u32,
     tokens: u32,
     heads: u32,
     head_dim: u32,
-    layout: MropeLayout,
 ) -> Result<(), EngineError> {
-    let params = Params {
-        tokens,
-        heads,
-        head_dim,
-        dst_offset,
-        s0: layout.section[0],
-        s1: layout.section[1],
-        s2: layout.section[2],
-        interleaved: layout.interleaved as u32,
-    };
-    let kernel = Kernel::new(Family::Rope, "rope", &[false, false, false, true]);
+    let params = Params { tokens, heads, head_dim, dst_offset };
+    let kernel = Kernel::new(Family::Rope, "rope", &[false, false, true]);
     let n = tokens * heads * head_dim / 2;
-    rec.dispatch(
-        &kernel,
-        &params,
-        &[x, positions, inv_freq, y],
-        grid(n.div_ceil(256)),
-    )
+    rec.dispatch(&kernel, &params, &[x, cos_sin, y], grid(n.div_ceil(256)))
 }
 
 #[cfg(test)]
@@ -78,94 +98,35 @@ mod tests {
     use crate::cpu;
     use crate::kernels::testing::{assert_close, gpu, gpu_test, random};
 
-    async fn check(
-        tokens: usize,
-        heads: usize,
-        head_dim: usize,
-        layout: MropeLayout,
-        dst_offset: usize,
-    ) {
+    async fn check(tokens: usize, heads: usize, head_dim: usize, layout: MropeLayout, dst_offset: usize) {
         let g = gpu().await;
         let x = random(tokens * heads * head_dim, 31);
-        // Distinct T/H/W rows, as an image's positions are.
-        let positions: Vec<i32> = (0..3 * tokens)
-            .map(|i| ((i * 7) % 23) as i32 + (i / tokens) as i32)
-            .collect();
+        // Distinct T/H/W rows, as an image's positions are, and large positions.
+        let positions: Vec<i32> = (0..3 * tokens).map(|i| ((i * 7) % 23) as i32 + (i / tokens) as i32 * 1000).collect();
         let freqs = inv_freq(1e6, head_dim);
         let want = cpu::rope::rope(&x, &positions, &freqs, tokens, heads, head_dim, layout);
+        let table = rope_table(&positions, &freqs, layout);
         let xb = g.upload("x", bytemuck::cast_slice(&x)).unwrap();
-        let pb = g.upload("pos", bytemuck::cast_slice(&positions)).unwrap();
-        let fb = g.upload("inv_freq", bytemuck::cast_slice(&freqs)).unwrap();
+        let tb = g.upload("cos_sin", bytemuck::cast_slice(&table)).unwrap();
         let yb = g.buffer("y", ((dst_offset + x.len()) * 4) as u64).unwrap();
         let mut rec = g.recorder();
-        rope(
-            &mut rec,
-            &xb,
-            &pb,
-            &fb,
-            &yb,
-            dst_offset as u32,
-            tokens as u32,
-            heads as u32,
-            head_dim as u32,
-            layout,
-        )
-        .unwrap();
+        rope(&mut rec, &xb, &tb, &yb, dst_offset as u32, tokens as u32, heads as u32, head_dim as u32).unwrap();
         rec.submit().unwrap();
         let got = g.read_f32(&yb, dst_offset as u64, x.len()).await.unwrap();
-        assert_close(&got, &want, 2e-5, &format!("rope {layout:?}"));
+        assert_close(&got, &want, 2e-6, &format!("rope {layout:?}"));
     }
 
-    gpu_test!(
-        rope_chunked_qwen2,
-        check(
-            5,
-            3,
-            16,
-            MropeLayout {
-                section: [2, 3, 3],
-                interleaved: false
-            },
-            0
-        )
-    );
-    gpu_test!(
-        rope_interleaved_qwen3,
-        check(
-            9,
-            2,
-            16,
-            MropeLayout {
-                section: [4, 2, 2],
-                interleaved: true
-            },
-            12
-        )
-    );
-    gpu_test!(
-        rope_real_sections,
-        check(
-            3,
-            2,
-            128,
-            MropeLayout {
-                section: [24, 20, 20],
-                interleaved: true
-            },
-            0
-        )
-    );
-    gpu_test!(
-        rope_real_chunked,
-        check(
-            2,
-            1,
-            128,
-            MropeLayout {
-                section: [16, 24, 24],
-                interleaved: false
-            },
-            7
-        )
-    );
+    gpu_test!(rope_chunked_qwen2, check(5, 3, 16, MropeLayout { section: [2, 3, 3], interleaved: false }, 0));
+    gpu_test!(rope_interleaved_qwen3, check(9, 2, 16, MropeLayout { section: [4, 2, 2], interleaved: true }, 12));
+    gpu_test!(rope_real_sections, check(3, 2, 128, MropeLayout { section: [24, 20, 20], interleaved: true }, 0));
+    gpu_test!(rope_real_chunked, check(2, 1, 128, MropeLayout { section: [16, 24, 24], interleaved: false }, 7));
+
+    #[test]
+    fn sections_pick_the_documented_axes() {
+        let q3 = MropeLayout { section: [24, 20, 20], interleaved: true };
+        assert_eq!((0..6).map(|i| q3.axis(i)).collect::<Vec<_>>(), [0, 1, 2, 0, 1, 2]);
+        assert_eq!((q3.axis(58), q3.axis(59), q3.axis(60), q3.axis(61)), (1, 2, 0, 0));
+        let q2 = MropeLayout { section: [16, 24, 24], interleaved: false };
+        assert_eq!((q2.axis(15), q2.axis(16), q2.axis(39), q2.axis(40)), (0, 1, 1, 2));
+    }
 }

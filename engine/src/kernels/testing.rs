@@ -6,6 +6,9 @@ use std::rc::Rc;
 use rand::{Rng, SeedableRng};
 
 use crate::gpu::Gpu;
+
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 use crate::tensor::DType;
 
 /// Runs one async test body natively (pollster) and in the browser (wasm-bindgen-test).
@@ -44,17 +47,11 @@ pub fn encode_weights(w: &[f32], dtype: DType) -> (Vec<u8>, Vec<f32>) {
         DType::F32 => (bytemuck::cast_slice(w).to_vec(), w.to_vec()),
         DType::F16 => {
             let h: Vec<half::f16> = w.iter().map(|&v| half::f16::from_f32(v)).collect();
-            (
-                bytemuck::cast_slice(&h).to_vec(),
-                h.iter().map(|v| v.to_f32()).collect(),
-            )
+            (bytemuck::cast_slice(&h).to_vec(), h.iter().map(|v| v.to_f32()).collect())
         }
         DType::BF16 => {
             let h: Vec<half::bf16> = w.iter().map(|&v| half::bf16::from_f32(v)).collect();
-            (
-                bytemuck::cast_slice(&h).to_vec(),
-                h.iter().map(|v| v.to_f32()).collect(),
-            )
+            (bytemuck::cast_slice(&h).to_vec(), h.iter().map(|v| v.to_f32()).collect())
         }
     }
 }
@@ -64,9 +61,6 @@ pub fn assert_close(got: &[f32], want: &[f32], tol: f32, label: &str) {
     assert_eq!(got.len(), want.len(), "{label}: length");
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let ok = (g - w).abs() <= tol * w.abs().max(1.0);
-        assert!(
-            ok && !g.is_nan(),
-            "{label}: index {i}: got {g}, want {w} (tolerance {tol})"
-        );
+        assert!(ok && !g.is_nan(), "{label}: index {i}: got {g}, want {w} (tolerance {tol})");
     }
 }

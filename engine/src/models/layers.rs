@@ -39,12 +39,7 @@ impl<S: ByteSource> Loader<'_, S> {
     }
 
     /// A 2-D weight `[rows, cols]`, kept in its file's storage type.
-    pub async fn weight(
-        &mut self,
-        name: &str,
-        rows: usize,
-        cols: usize,
-    ) -> Result<Weight, EngineError> {
+    pub async fn weight(&mut self, name: &str, rows: usize, cols: usize) -> Result<Weight, EngineError> {
         let t = self.tensor(name).await?;
         t.expect_shape(&[rows, cols])?;
         Weight::upload(self.gpu, &t)
@@ -78,46 +73,27 @@ impl Weight {
         let (rows, cols) = match t.shape[..] {
             [r, c] => (r, c),
             _ => {
-                return Err(LoadError::Shape {
-                    tensor: t.name.clone(),
-                    expected: vec![0, 0],
-                    found: t.shape.clone(),
-                }
-                .into())
+                return Err(
+                    LoadError::Shape { tensor: t.name.clone(), expected: vec![0, 0], found: t.shape.clone() }.into()
+                )
             }
         };
         let row_bytes = (cols * t.dtype.size_bytes()) as u64;
-        let limit = gpu
-            .adapter
-            .max_storage_binding_bytes
-            .min(gpu.adapter.max_buffer_bytes);
+        let limit = gpu.adapter.max_storage_binding_bytes.min(gpu.adapter.max_buffer_bytes);
         // Even row counts keep every shard of packed 16-bit values word-aligned.
         let per_shard = ((limit / row_bytes.max(1)) as usize / 2 * 2).min(rows.max(1));
         if per_shard == 0 {
-            return Err(EngineError::TooLarge {
-                what: format!("one row of {}", t.name),
-                bytes: row_bytes,
-                limit,
-            });
+            return Err(EngineError::TooLarge { what: format!("one row of {}", t.name), bytes: row_bytes, limit });
         }
         let mut shards = Vec::new();
         let mut start = 0;
         while start < rows {
             let n = per_shard.min(rows - start);
             let bytes = &t.data[start * row_bytes as usize..(start + n) * row_bytes as usize];
-            shards.push(Shard {
-                buf: gpu.upload(&t.name, bytes)?,
-                row_start: start,
-                rows: n,
-            });
+            shards.push(Shard { buf: gpu.upload(&t.name, bytes)?, row_start: start, rows: n });
             start += n;
         }
-        Ok(Weight {
-            shards,
-            dtype: t.dtype,
-            rows,
-            cols,
-        })
+        Ok(Weight { shards, dtype: t.dtype, rows, cols })
     }
 }
 
@@ -142,14 +118,8 @@ impl Linear {
         out_features: usize,
         bias: bool,
     ) -> Result<Self, EngineError> {
-        let weight = l
-            .weight(&format!("{prefix}.weight"), out_features, in_features)
-            .await?;
-        let bias = if bias {
-            Some(l.vector(&format!("{prefix}.bias"), out_features).await?)
-        } else {
-            None
-        };
+        let weight = l.weight(&format!("{prefix}.weight"), out_features, in_features).await?;
+        let bias = if bias { Some(l.vector(&format!("{prefix}.bias"), out_features).await?) } else { None };
         if bias.is_some() && weight.shards.len() > 1 {
             return Err(EngineError::Op {
                 op: prefix.to_string(),
@@ -170,8 +140,7 @@ impl Linear {
         y: &wgpu::Buffer,
         out: OutAt,
     ) -> Result<(), EngineError> {
-        self.weight
-            .linear(rec, x, x_offset, m, self.bias.as_ref(), y, out)
+        self.weight.linear(rec, x, x_offset, m, self.bias.as_ref(), y, out)
     }
 }
 
@@ -225,11 +194,7 @@ impl RmsNorm {
         dim: usize,
         eps: f32,
     ) -> Result<Self, EngineError> {
-        Ok(RmsNorm {
-            weight: l.vector(&format!("{name}.weight"), dim).await?,
-            dim,
-            eps,
-        })
+        Ok(RmsNorm { weight: l.vector(&format!("{name}.weight"), dim).await?, dim, eps })
     }
 
     /// # Shapes
@@ -241,14 +206,6 @@ impl RmsNorm {
         y: &wgpu::Buffer,
         rows: usize,
     ) -> Result<(), EngineError> {
-        norm::rms_norm(
-            rec,
-            x,
-            &self.weight,
-            y,
-            rows as u32,
-            self.dim as u32,
-            self.eps,
-        )
+        norm::rms_norm(rec, x, &self.weight, y, rows as u32, self.dim as u32, self.eps)
     }
 }

@@ -43,7 +43,7 @@ pub struct TextModel {
     layers: Vec<DecoderLayer>,
     norm: RmsNorm,
     lm_head: Option<Linear>,
-    inv_freq: wgpu::Buffer,
+    inv_freq: Vec<f32>,
 }
 
 /// Keys and values of every layer for one conversation.
@@ -60,7 +60,8 @@ pub struct KvCache {
 pub struct Scratch {
     pub max_tokens: usize,
     ids: wgpu::Buffer,
-    positions: wgpu::Buffer,
+    /// `[2, tokens, head_dim / 2]` rotary cos/sin of this step.
+    cos_sin: wgpu::Buffer,
     x: wgpu::Buffer,
     h: wgpu::Buffer,
     q: wgpu::Buffer,
@@ -85,13 +86,7 @@ impl TextModel {
     ) -> Result<Self, EngineError> {
         let (hidden, hd) = (cfg.hidden_size, cfg.head_dim);
         let (q_dim, kv_dim) = (cfg.num_attention_heads * hd, cfg.num_key_value_heads * hd);
-        let embed_tokens = l
-            .weight(
-                &format!("{prefix}embed_tokens.weight"),
-                cfg.vocab_size,
-                hidden,
-            )
-            .await?;
+        let embed_tokens = l.weight(&format!("{prefix}embed_tokens.weight"), cfg.vocab_size, hidden).await?;
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for i in 0..cfg.num_hidden_layers {
             let p = format!("{prefix}layers.{i}");
@@ -116,13 +111,7 @@ impl TextModel {
             let m = format!("{p}.mlp");
             let inter = cfg.intermediate_size;
             layers.push(DecoderLayer {
-                input_layernorm: RmsNorm::load(
-                    l,
-                    &format!("{p}.input_layernorm"),
-                    hidden,
-                    cfg.rms_norm_eps,
-                )
-                .await?,
+                input_layernorm: RmsNorm::load(l, &format!("{p}.input_layernorm"), hidden, cfg.rms_norm_eps).await?,
                 self_attn,
                 post_attention_layernorm: RmsNorm::load(
                     l,
@@ -132,11 +121,9 @@ impl TextModel {
                 )
                 .await?,
                 mlp: Mlp {
-                    gate_proj: Linear::load(l, &format!("{m}.gate_proj"), hidden, inter, false)
-                        .await?,
+                    gate_proj: Linear::load(l, &format!("{m}.gate_proj"), hidden, inter, false).await?,
                     up_proj: Linear::load(l, &format!("{m}.up_proj"), hidden, inter, false).await?,
-                    down_proj: Linear::load(l, &format!("{m}.down_proj"), inter, hidden, false)
-                        .await?,
+                    down_proj: Linear::load(l, &format!("{m}.down_proj"), inter, hidden, false).await?,
                 },
             });
         }
@@ -146,24 +133,13 @@ impl TextModel {
         } else {
             Some(Linear::load(l, "lm_head", hidden, cfg.vocab_size, false).await?)
         };
-        let freqs = rope::inv_freq(cfg.rope_theta, hd);
-        let inv_freq = l.gpu.upload("inv_freq", bytemuck::cast_slice(&freqs))?;
-        Ok(TextModel {
-            cfg: cfg.clone(),
-            embed_tokens,
-            layers,
-            norm,
-            lm_head,
-            inv_freq,
-        })
+        let inv_freq = rope::inv_freq(cfg.rope_theta, hd);
+        Ok(TextModel { cfg: cfg.clone(), embed_tokens, layers, norm, lm_head, inv_freq })
     }
 
     /// Names of every tensor `load` reads, for progress totals and checks.
     pub fn tensor_names(cfg: &TextConfig, prefix: &str) -> Vec<String> {
-        let mut names = vec![
-            format!("{prefix}embed_tokens.weight"),
-            format!("{prefix}norm.weight"),
-        ];
+        let mut names = vec![format!("{prefix}embed_tokens.weight"), format!("{prefix}norm.weight")];
         for i in 0..cfg.num_hidden_layers {
             let p = format!("{prefix}layers.{i}");
             for proj in ["q_proj", "k_proj", "v_proj"] {
@@ -219,7 +195,7 @@ impl TextModel {
         Ok(Scratch {
             max_tokens,
             ids: gpu.buffer("ids", t)?,
-            positions: gpu.buffer("positions", 3 * t)?,
+            cos_sin: gpu.buffer("cos_sin", t * c.head_dim as u64)?,
             x: gpu.buffer("x", hidden)?,
             h: gpu.buffer("h", hidden)?,
             q: gpu.buffer("q", q)?,
@@ -259,13 +235,11 @@ impl TextModel {
             });
         }
         if past + n > kv.capacity {
-            return Err(EngineError::ContextFull {
-                tokens: past + n,
-                context: kv.capacity,
-            });
+            return Err(EngineError::ContextFull { tokens: past + n, context: kv.capacity });
         }
         gpu.write(&s.ids, 0, bytemuck::cast_slice(ids));
-        gpu.write(&s.positions, 0, bytemuck::cast_slice(positions));
+        let layout = rope::MropeLayout { section: self.cfg.mrope_section, interleaved: self.cfg.mrope_interleaved };
+        gpu.write(&s.cos_sin, 0, bytemuck::cast_slice(&rope::rope_table(positions, &self.inv_freq, layout)));
         let c = &self.cfg;
         let mut rec = gpu.recorder();
         for shard in &self.embed_tokens.shards {
@@ -287,15 +261,10 @@ impl TextModel {
         if logits {
             self.norm.forward(&mut rec, &s.x, &s.h, n)?;
             let last = (n - 1) * c.hidden_size;
-            let out = OutAt {
-                offset: 0,
-                stride: c.vocab_size,
-            };
+            let out = OutAt { offset: 0, stride: c.vocab_size };
             match &self.lm_head {
                 Some(head) => head.forward(&mut rec, &s.h, last, 1, &s.logits, out)?,
-                None => self
-                    .embed_tokens
-                    .linear(&mut rec, &s.h, last, 1, None, &s.logits, out)?,
+                None => self.embed_tokens.linear(&mut rec, &s.h, last, 1, None, &s.logits, out)?,
             }
         }
         rec.submit()
@@ -319,40 +288,10 @@ impl DecoderLayer {
         let kv_dim = kv_heads * hd;
         let a = &self.self_attn;
         self.input_layernorm.forward(rec, &s.x, &s.h, n)?;
-        a.q_proj.forward(
-            rec,
-            &s.h,
-            0,
-            n,
-            &s.q,
-            OutAt {
-                offset: 0,
-                stride: heads * hd,
-            },
-        )?;
-        a.k_proj.forward(
-            rec,
-            &s.h,
-            0,
-            n,
-            &s.k,
-            OutAt {
-                offset: 0,
-                stride: kv_dim,
-            },
-        )?;
+        a.q_proj.forward(rec, &s.h, 0, n, &s.q, OutAt { offset: 0, stride: heads * hd })?;
+        a.k_proj.forward(rec, &s.h, 0, n, &s.k, OutAt { offset: 0, stride: kv_dim })?;
         // Values go straight into the cache after the `past` entries.
-        a.v_proj.forward(
-            rec,
-            &s.h,
-            0,
-            n,
-            v_cache,
-            OutAt {
-                offset: past * kv_dim,
-                stride: kv_dim,
-            },
-        )?;
+        a.v_proj.forward(rec, &s.h, 0, n, v_cache, OutAt { offset: past * kv_dim, stride: kv_dim })?;
         let (q_in, k_in) = match (&a.q_norm, &a.k_norm) {
             (Some(qn), Some(kn)) => {
                 qn.forward(rec, &s.q, &s.qn, n * heads)?;
@@ -361,34 +300,8 @@ impl DecoderLayer {
             }
             _ => (&s.q, &s.k),
         };
-        let layout = rope::MropeLayout {
-            section: c.mrope_section,
-            interleaved: c.mrope_interleaved,
-        };
-        rope::rope(
-            rec,
-            q_in,
-            &s.positions,
-            &m.inv_freq,
-            &s.qr,
-            0,
-            n as u32,
-            heads as u32,
-            hd as u32,
-            layout,
-        )?;
-        rope::rope(
-            rec,
-            k_in,
-            &s.positions,
-            &m.inv_freq,
-            k_cache,
-            (past * kv_dim) as u32,
-            n as u32,
-            kv_heads as u32,
-            hd as u32,
-            layout,
-        )?;
+        rope::rope(rec, q_in, &s.cos_sin, &s.qr, 0, n as u32, heads as u32, hd as u32)?;
+        rope::rope(rec, k_in, &s.cos_sin, k_cache, (past * kv_dim) as u32, n as u32, kv_heads as u32, hd as u32)?;
         attention::attention(
             rec,
             &s.qr,
@@ -401,55 +314,15 @@ impl DecoderLayer {
             kv_heads as u32,
             hd as u32,
         )?;
-        a.o_proj.forward(
-            rec,
-            &s.attn,
-            0,
-            n,
-            &s.o,
-            OutAt {
-                offset: 0,
-                stride: c.hidden_size,
-            },
-        )?;
+        a.o_proj.forward(rec, &s.attn, 0, n, &s.o, OutAt { offset: 0, stride: c.hidden_size })?;
         elementwise::add_inplace(rec, &s.x, &s.o, (n * c.hidden_size) as u32)?;
 
         self.post_attention_layernorm.forward(rec, &s.x, &s.h, n)?;
         let inter = c.intermediate_size;
-        self.mlp.gate_proj.forward(
-            rec,
-            &s.h,
-            0,
-            n,
-            &s.gate,
-            OutAt {
-                offset: 0,
-                stride: inter,
-            },
-        )?;
-        self.mlp.up_proj.forward(
-            rec,
-            &s.h,
-            0,
-            n,
-            &s.up,
-            OutAt {
-                offset: 0,
-                stride: inter,
-            },
-        )?;
+        self.mlp.gate_proj.forward(rec, &s.h, 0, n, &s.gate, OutAt { offset: 0, stride: inter })?;
+        self.mlp.up_proj.forward(rec, &s.h, 0, n, &s.up, OutAt { offset: 0, stride: inter })?;
         elementwise::silu_mul(rec, &s.gate, &s.up, (n * inter) as u32)?;
-        self.mlp.down_proj.forward(
-            rec,
-            &s.gate,
-            0,
-            n,
-            &s.o,
-            OutAt {
-                offset: 0,
-                stride: c.hidden_size,
-            },
-        )?;
+        self.mlp.down_proj.forward(rec, &s.gate, 0, n, &s.o, OutAt { offset: 0, stride: c.hidden_size })?;
         elementwise::add_inplace(rec, &s.x, &s.o, (n * c.hidden_size) as u32)
     }
 }

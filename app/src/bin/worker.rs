@@ -1,0 +1,5 @@
+//! Entry point of the engine worker (a module Worker that loads this wasm).
+
+fn main() {
+    qwglm_app::worker::start();
+}

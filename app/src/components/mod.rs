@@ -1,0 +1,6 @@
+//! UI components, one per file.
+
+pub mod composer;
+pub mod message_list;
+pub mod model_bar;
+pub mod settings;

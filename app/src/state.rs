@@ -1,0 +1,311 @@
+//! App-wide state and the engine worker handle, provided as context (`provide_app_state` /
+//! `use_app_state`). The conversation lives here, on the page: a failed or stopped turn never
+//! loses it, and the worker only ever sees copies.
+
+use std::collections::HashMap;
+
+use leptos::prelude::*;
+use qwglm_engine::chat::{Message, Role};
+use qwglm_engine::generate::SamplingParams;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use crate::protocol::{ErrorKind, Event, ModelInfo, Request, TurnStats};
+
+/// The default model: Qwen3-VL-2B-Instruct from the Hub.
+pub const DEFAULT_MODEL_URL: &str = "https://huggingface.co/Qwen/Qwen3-VL-2B-Instruct/resolve/main";
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ModelStatus {
+    Empty,
+    Loading { bytes_done: u64, bytes_total: u64, tensor: String },
+    Ready(ModelInfo),
+    Failed(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum EntryState {
+    Streaming,
+    Done,
+    Stopped,
+    Failed,
+}
+
+/// One message on screen. Its text is a signal so streaming tokens re-render only it.
+#[derive(Clone, Copy)]
+pub struct Entry {
+    pub key: u64,
+    pub role: Role,
+    pub text: RwSignal<String>,
+    pub state: RwSignal<EntryState>,
+    pub error: RwSignal<Option<String>>,
+    pub stats: RwSignal<Option<TurnStats>>,
+}
+
+/// User-chosen sampling settings; `None` fields use the model's defaults.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SettingsValues {
+    pub temperature: Option<f32>,
+    pub max_new_tokens: usize,
+}
+
+#[derive(Clone, Copy)]
+pub struct AppState {
+    pub webgpu_available: bool,
+    pub model_url: RwSignal<String>,
+    pub max_context: RwSignal<usize>,
+    pub status: RwSignal<ModelStatus>,
+    pub entries: RwSignal<Vec<Entry>>,
+    /// The chat request running now and the entry it streams into.
+    pub running: RwSignal<Option<(u64, u64)>>,
+    pub settings: RwSignal<SettingsValues>,
+    pub engine_error: RwSignal<Option<String>>,
+    worker: StoredValue<Option<web_sys::Worker>, LocalStorage>,
+    /// Requests waiting for the worker's `Started` (JSON), and whether it came.
+    outbox: StoredValue<Vec<String>>,
+    worker_started: StoredValue<bool>,
+    next_id: StoredValue<u64>,
+    /// Which request id is a load, so its Done/Error updates the model status.
+    pending_loads: StoredValue<HashMap<u64, ()>>,
+}
+
+pub fn use_app_state() -> AppState {
+    expect_context::<AppState>()
+}
+
+fn has_webgpu() -> bool {
+    web_sys::window()
+        .and_then(|w| js_sys::Reflect::get(&w.navigator(), &JsValue::from_str("gpu")).ok())
+        .is_some_and(|g| !g.is_undefined() && !g.is_null())
+}
+
+/// `?model=<base URL>` overrides the default model.
+fn url_param(name: &str) -> Option<String> {
+    let search = web_sys::window()?.location().search().ok()?;
+    web_sys::UrlSearchParams::new_with_str(&search).ok()?.get(name)
+}
+
+pub fn provide_app_state() {
+    let st = AppState {
+        webgpu_available: has_webgpu(),
+        model_url: RwSignal::new(url_param("model").unwrap_or_else(|| DEFAULT_MODEL_URL.to_string())),
+        max_context: RwSignal::new(4096),
+        status: RwSignal::new(ModelStatus::Empty),
+        entries: RwSignal::new(Vec::new()),
+        running: RwSignal::new(None),
+        settings: RwSignal::new(SettingsValues { temperature: None, max_new_tokens: 512 }),
+        engine_error: RwSignal::new(None),
+        worker: StoredValue::new_local(None),
+        outbox: StoredValue::new(Vec::new()),
+        worker_started: StoredValue::new(false),
+        next_id: StoredValue::new(1),
+        pending_loads: StoredValue::new(HashMap::new()),
+    };
+    provide_context(st);
+    if st.webgpu_available {
+        st.spawn_worker();
+        if url_param("autoload").is_some() {
+            st.load();
+        }
+    }
+}
+
+impl AppState {
+    fn spawn_worker(self) {
+        let opts = web_sys::WorkerOptions::new();
+        opts.set_type(web_sys::WorkerType::Module);
+        let worker = match web_sys::Worker::new_with_options("./worker.js", &opts) {
+            Ok(w) => w,
+            Err(e) => {
+                self.engine_error.set(Some(format!("could not start the engine worker: {e:?}")));
+                return;
+            }
+        };
+        let onmessage = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |ev: web_sys::MessageEvent| {
+            match ev.data().as_string().map(|s| serde_json::from_str::<Event>(&s)) {
+                Some(Ok(e)) => self.on_event(e),
+                _ => log::error!("unreadable event from the worker"),
+            }
+        });
+        worker.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
+        onmessage.forget();
+        // A crashed worker (a panic aborts the wasm instance) must not leave the page hanging.
+        let onerror = Closure::<dyn FnMut(web_sys::ErrorEvent)>::new(move |ev: web_sys::ErrorEvent| {
+            let msg = format!("the engine stopped: {}", ev.message());
+            self.engine_error.set(Some(msg.clone()));
+            self.fail_running(&msg);
+            self.status.set(ModelStatus::Failed(msg));
+            self.worker.set_value(None);
+            self.worker_started.set_value(false);
+            self.spawn_worker();
+        });
+        worker.set_onerror(Some(onerror.as_ref().unchecked_ref()));
+        onerror.forget();
+        self.worker.set_value(Some(worker));
+    }
+
+    fn send(self, make: impl FnOnce(u64) -> Request) -> Option<u64> {
+        let id = self.next_id.get_value();
+        self.next_id.set_value(id + 1);
+        let req = make(id);
+        let json = serde_json::to_string(&req).ok()?;
+        if !self.worker_started.get_value() {
+            self.outbox.update_value(|q| q.push(json));
+            return Some(id);
+        }
+        self.post(&json).then_some(id)
+    }
+
+    fn post(self, json: &str) -> bool {
+        let sent = self.worker.with_value(|w| w.as_ref().map(|w| w.post_message(&JsValue::from_str(json))));
+        let ok = matches!(sent, Some(Ok(())));
+        if !ok {
+            self.engine_error.set(Some("the engine worker is not running".into()));
+        }
+        ok
+    }
+
+    /// Loads the model at `model_url`.
+    pub fn load(self) {
+        let base_url = self.model_url.get_untracked().trim().to_string();
+        let max_context = self.max_context.get_untracked();
+        self.status.set(ModelStatus::Loading { bytes_done: 0, bytes_total: 0, tensor: String::new() });
+        if let Some(id) = self.send(|id| Request::Load { id, base_url, max_context }) {
+            self.pending_loads.update_value(|m| {
+                m.insert(id, ());
+            });
+        }
+    }
+
+    /// Appends the user's message and asks for a reply.
+    pub fn send_message(self, text: String) {
+        if text.trim().is_empty() || self.running.get_untracked().is_some() {
+            return;
+        }
+        self.push_entry(Role::User, text, EntryState::Done);
+        self.request_reply();
+    }
+
+    /// Asks for a reply to the conversation as it stands (also a retry after a failure).
+    pub fn request_reply(self) {
+        // Failed replies are not part of the conversation the model sees.
+        self.entries.update(|v| v.retain(|e| e.state.get_untracked() != EntryState::Failed));
+        let messages = self.conversation();
+        let entry = self.push_entry(Role::Assistant, String::new(), EntryState::Streaming);
+        let s = self.settings.get_untracked();
+        let defaults = match self.status.get_untracked() {
+            ModelStatus::Ready(info) => info.defaults,
+            _ => SamplingParams::default(),
+        };
+        let params = SamplingParams {
+            temperature: s.temperature.unwrap_or(defaults.temperature),
+            max_new_tokens: s.max_new_tokens,
+            ..defaults
+        };
+        match self.send(|id| Request::Chat { id, messages, params: Some(params) }) {
+            Some(id) => self.running.set(Some((id, entry.key))),
+            None => {
+                entry.state.set(EntryState::Failed);
+                entry.error.set(Some("the engine is not running".into()));
+            }
+        }
+    }
+
+    pub fn stop(self) {
+        if let Some((target, _)) = self.running.get_untracked() {
+            self.send(|id| Request::Cancel { id, target });
+        }
+    }
+
+    /// The messages the model should see: everything but failed replies and empty stubs.
+    fn conversation(self) -> Vec<Message> {
+        self.entries
+            .get_untracked()
+            .iter()
+            .filter(|e| e.state.get_untracked() != EntryState::Failed)
+            .filter(|e| !(e.role == Role::Assistant && e.text.get_untracked().is_empty()))
+            .map(|e| Message::text(e.role, &e.text.get_untracked()))
+            .collect()
+    }
+
+    fn push_entry(self, role: Role, text: String, state: EntryState) -> Entry {
+        let key = self.next_id.get_value();
+        self.next_id.set_value(key + 1);
+        let e = Entry {
+            key,
+            role,
+            text: RwSignal::new(text),
+            state: RwSignal::new(state),
+            error: RwSignal::new(None),
+            stats: RwSignal::new(None),
+        };
+        self.entries.update(|v| v.push(e));
+        e
+    }
+
+    fn running_entry(self, id: u64) -> Option<Entry> {
+        let (rid, key) = self.running.get_untracked()?;
+        (rid == id).then(|| self.entries.get_untracked().into_iter().find(|e| e.key == key)).flatten()
+    }
+
+    fn fail_running(self, msg: &str) {
+        if let Some((id, _)) = self.running.get_untracked() {
+            if let Some(e) = self.running_entry(id) {
+                e.state.set(EntryState::Failed);
+                e.error.set(Some(msg.to_string()));
+            }
+        }
+        self.running.set(None);
+    }
+
+    fn on_event(self, ev: Event) {
+        match ev {
+            Event::Started => {
+                self.worker_started.set_value(true);
+                for json in self.outbox.try_update_value(std::mem::take).unwrap_or_default() {
+                    self.post(&json);
+                }
+            }
+            Event::Progress { id, bytes_done, bytes_total, tensor } => {
+                if self.pending_loads.with_value(|m| m.contains_key(&id)) {
+                    self.status.set(ModelStatus::Loading { bytes_done, bytes_total, tensor });
+                }
+            }
+            Event::Token { id, text } => {
+                if let Some(e) = self.running_entry(id) {
+                    e.text.update(|t| t.push_str(&text));
+                }
+            }
+            Event::Done { id, model, stats } => {
+                if self.pending_loads.with_value(|m| m.contains_key(&id)) {
+                    self.pending_loads.update_value(|m| {
+                        m.remove(&id);
+                    });
+                    if let Some(info) = model {
+                        self.status.set(ModelStatus::Ready(info));
+                    }
+                } else if let Some(e) = self.running_entry(id) {
+                    let stopped = stats.as_ref().is_some_and(|s| s.stop == "cancelled");
+                    e.state.set(if stopped { EntryState::Stopped } else { EntryState::Done });
+                    e.stats.set(stats);
+                    self.running.set(None);
+                }
+            }
+            Event::Error { id, kind, message } => {
+                if self.pending_loads.with_value(|m| m.contains_key(&id)) {
+                    self.pending_loads.update_value(|m| {
+                        m.remove(&id);
+                    });
+                    self.status.set(ModelStatus::Failed(message));
+                } else if self.running_entry(id).is_some() {
+                    self.fail_running(&message);
+                    if kind == ErrorKind::NoGpu {
+                        self.status.set(ModelStatus::Failed(message));
+                    }
+                } else {
+                    self.engine_error.set(Some(message));
+                }
+            }
+        }
+    }
+}

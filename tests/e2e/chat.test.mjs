@@ -1,0 +1,91 @@
+// The chat page end to end: load the tiny Qwen3-VL fixture from a local Hub-layout server,
+// send a message, and see the streamed reply equal transformers' greedy text.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { root, startServer, launch, openPage } from './harness.mjs';
+
+const reference = JSON.parse(readFileSync(path.join(root, 'tests/fixtures/qwen3_vl/reference.json'), 'utf8'));
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  server?.stop();
+});
+
+async function loadFixture(page, family = 'qwen3_vl') {
+  await page.getByTestId('model-url').fill(`${server.base}/models/${family}/resolve/main`);
+  await page.getByTestId('load-model').click();
+  await page.getByTestId('model-status').filter({ hasText: /Ready|Could not/ }).waitFor({ timeout: 120_000 });
+}
+
+test('a message gets the reference greedy reply, streamed into the page', async () => {
+  const { page, log, close } = await openPage(browser, `${server.base}/`);
+  try {
+    await loadFixture(page);
+    assert.match(await page.getByTestId('model-status').textContent(), /Ready: Qwen3Vl/);
+    await page.locator('details.settings summary').click();
+    await page.getByTestId('temperature').fill('0');
+    await page.getByTestId('temperature').dispatchEvent('change');
+    await page.getByTestId('max-tokens').fill(String(reference.max_new_tokens));
+    await page.getByTestId('max-tokens').dispatchEvent('change');
+
+    const c = reference.cases[0];
+    await page.getByTestId('composer-input').fill(c.prompt);
+    await page.getByTestId('send').click();
+    const reply = page.getByTestId('message-assistant').first();
+    await reply.and(page.locator('[data-state=done]')).waitFor({ timeout: 120_000 });
+    const text = await reply.getByTestId('message-text').textContent();
+    assert.equal(text, c.greedy_text);
+    assert.equal(await page.getByTestId('message-user').getByTestId('message-text').textContent(), c.prompt);
+    assert.match(await reply.getByTestId('message-stats').textContent(), /12 tokens at/);
+
+    // A second turn answers too, and the first stays on screen.
+    await page.getByTestId('composer-input').fill('And then?');
+    await page.keyboard.press('Enter');
+    await page.getByTestId('message-assistant').nth(1).and(page.locator('[data-state=done]')).waitFor({ timeout: 120_000 });
+    assert.equal(await page.getByTestId('message-user').count(), 2);
+    assert.equal(await reply.getByTestId('message-text').textContent(), c.greedy_text);
+  } catch (e) {
+    throw new Error(`${e.message}\n--- page log ---\n${log.join('\n')}`);
+  } finally {
+    await close();
+  }
+});
+
+test('a model that cannot be loaded says why and offers a retry', async () => {
+  const { page, log, close } = await openPage(browser, `${server.base}/`);
+  try {
+    await loadFixture(page, 'no_such_model');
+    const status = await page.getByTestId('model-status').textContent();
+    assert.match(status, /Could not load the model: .*not found/);
+    assert.equal(await page.getByTestId('load-model').textContent(), 'Retry');
+    // The retry with a good URL works.
+    await loadFixture(page, 'qwen2_vl');
+    assert.match(await page.getByTestId('model-status').textContent(), /Ready: Qwen2Vl/);
+  } catch (e) {
+    throw new Error(`${e.message}\n--- page log ---\n${log.join('\n')}`);
+  } finally {
+    await close();
+  }
+});
+
+test('without WebGPU the page says so instead of breaking', async () => {
+  const plain = await launch(['--disable-features=WebGPU', '--disable-webgpu']);
+  try {
+    const page = await plain.newPage();
+    await page.addInitScript(() => { Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined }); });
+    await page.goto(`${server.base}/`);
+    await page.getByTestId('webgpu-missing').waitFor();
+    assert.equal(await page.getByTestId('load-model').isDisabled(), true);
+  } finally {
+    await plain.close();
+  }
+});

@@ -1,0 +1,71 @@
+// Shared pieces of the browser tests: `qwglm serve` over the built site and the fixtures, and
+// headless Chromium with a SwiftShader WebGPU adapter (flags from ENVIRONMENT.md).
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+export const CHROMIUM_ARGS = [
+  '--headless=new', '--no-sandbox', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage',
+  '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-webgpu-adapter=swiftshader',
+];
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+function qwglmBinary() {
+  for (const p of ['target/release/qwglm', 'target/debug/qwglm']) {
+    const full = path.join(root, p);
+    if (existsSync(full)) return full;
+  }
+  throw new Error('build the qwglm binary first (cargo build -p qwglm-cli)');
+}
+
+/** Starts `qwglm serve` on a free loopback port; resolves once it accepts connections. */
+export async function startServer() {
+  const port = await freePort();
+  const proc = spawn(qwglmBinary(), ['serve', '--site', path.join(root, 'dist'),
+    '--models', path.join(root, 'tests/fixtures'), '--port', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 200; i++) {
+    try {
+      const r = await fetch(`${base}/index.html`);
+      if (r.ok) return { base, stop: () => proc.kill() };
+    } catch { /* not up yet */ }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  proc.kill();
+  throw new Error('qwglm serve did not start');
+}
+
+export async function launch(extraArgs = []) {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: [...CHROMIUM_ARGS, ...extraArgs],
+  });
+}
+
+/** A page that records console errors and failed requests, for messages when a test fails. */
+export async function openPage(browser, url) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const log = [];
+  page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') log.push(`${m.type()}: ${m.text()}`); });
+  page.on('pageerror', (e) => log.push(`pageerror: ${e.message}`));
+  page.on('requestfailed', (r) => log.push(`requestfailed: ${r.url()}`));
+  await page.goto(url);
+  return { page, log, close: () => context.close() };
+}
