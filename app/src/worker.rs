@@ -146,7 +146,11 @@ async fn load(state: &Rc<RefCell<State>>, id: u64, base_url: &str, max_context: 
     let cfg = &model.text.cfg;
     let info = ModelInfo {
         family: format!("{:?}", model.family()),
-        adapter: format!("{} ({})", gpu.adapter.name, gpu.adapter.backend),
+        adapter: if gpu.adapter.name.is_empty() {
+            gpu.adapter.backend.clone()
+        } else {
+            format!("{} ({})", gpu.adapter.name, gpu.adapter.backend)
+        },
         layers: cfg.num_hidden_layers,
         hidden_size: cfg.hidden_size,
         vocab_size: cfg.vocab_size,

@@ -191,3 +191,149 @@ fn context_overflow_is_an_error() {
         assert_eq!(s.generated_tokens, 16 - 3, "generation stops at the context end");
     });
 }
+
+/// Writes a safetensors file of `(name, dtype, shape, bytes)`.
+fn write_safetensors(path: &std::path::Path, tensors: &[(String, &str, Vec<usize>, Vec<u8>)]) {
+    let mut header = serde_json::Map::new();
+    let mut offset = 0usize;
+    for (name, dtype, shape, bytes) in tensors {
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + bytes.len()]}),
+        );
+        offset += bytes.len();
+    }
+    let mut h = serde_json::to_vec(&header).unwrap();
+    h.resize(h.len().div_ceil(8) * 8, b' ');
+    let mut out = (h.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&h);
+    for (_, _, _, bytes) in tensors {
+        out.extend_from_slice(bytes);
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+type Tensors = Vec<(String, &'static str, Vec<usize>, Vec<u8>)>;
+
+/// A file to write: safetensors made of tensors, or raw bytes.
+enum FileContent {
+    Safetensors(Tensors),
+    Raw(Vec<u8>),
+}
+
+/// A copy of a fixture folder whose weights are rewritten by `rewrite` into the files it names.
+fn rewritten_fixture(
+    family: &str,
+    tag: &str,
+    rewrite: impl Fn(Vec<qwglm_engine::tensor::HostTensor>) -> Vec<(String, FileContent)>,
+) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("qwglm-{family}-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for e in std::fs::read_dir(fixture(family)).unwrap() {
+        let e = e.unwrap();
+        if e.file_name() != "model.safetensors" {
+            std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+        }
+    }
+    let src = DirSource(fixture(family));
+    let tensors = pollster::block_on(async {
+        let index = qwglm_engine::load::TensorIndex::open(&src).await.unwrap();
+        let mut names: Vec<_> = index.entries.keys().cloned().collect();
+        names.sort();
+        let mut out = Vec::new();
+        for n in names {
+            out.push(index.read(&src, &n).await.unwrap());
+        }
+        out
+    });
+    for (file, content) in rewrite(tensors) {
+        match content {
+            FileContent::Safetensors(t) => write_safetensors(&dir.join(&file), &t),
+            FileContent::Raw(b) => std::fs::write(dir.join(&file), b).unwrap(),
+        }
+    }
+    dir
+}
+
+fn first_step_logits(dir: &std::path::Path) -> (Vec<u32>, Vec<(u32, f32)>) {
+    pollster::block_on(async {
+        let gpu = Gpu::new().await.unwrap();
+        let model =
+            ChatModel::load(gpu, &DirSource(dir.to_path_buf()), LoadOptions::default(), &mut |_| {}).await.unwrap();
+        let (_, ids) = model.prompt(&[Message::text(Role::User, "Hello! How are you today?")]).unwrap();
+        let mut session = model.new_session().unwrap();
+        let params = SamplingParams { max_new_tokens: 4, ignore_eos: true, ..Default::default() };
+        let mut got = Vec::new();
+        let mut first_top = None;
+        model
+            .generate(&mut session, &ids, &params, &mut |e| {
+                if e.id != u32::MAX {
+                    got.push(e.id);
+                    first_top.get_or_insert_with(|| e.top.clone());
+                }
+                true
+            })
+            .await
+            .unwrap();
+        (got, first_top.unwrap())
+    })
+}
+
+/// bf16 and f16 checkpoints load (kept 16-bit on the GPU) and give logits close to f32's.
+#[test]
+fn half_precision_checkpoints_load() {
+    let reference: Reference =
+        serde_json::from_slice(&std::fs::read(fixture("qwen3_vl").join("reference.json")).unwrap()).unwrap();
+    let want = &reference.cases[0].top5[0];
+    for (dtype, tag) in [("BF16", "bf16"), ("F16", "f16")] {
+        let dir = rewritten_fixture("qwen3_vl", tag, |tensors| {
+            let content = tensors
+                .into_iter()
+                .map(|t| {
+                    let v = t.to_f32();
+                    let bytes: Vec<u8> = match dtype {
+                        "BF16" => v.iter().flat_map(|x| half::bf16::from_f32(*x).to_le_bytes()).collect(),
+                        _ => v.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect(),
+                    };
+                    (t.name, dtype, t.shape, bytes)
+                })
+                .collect();
+            vec![("model.safetensors".to_string(), FileContent::Safetensors(content))]
+        });
+        let (_, top) = first_step_logits(&dir);
+        // Rounding every weight to 8 (bf16) or 11 (f16) mantissa bits moves logits a little.
+        let tol = if dtype == "BF16" { 0.1 } else { 0.02 };
+        for ((gi, gl), (wi, wl)) in top.iter().zip(want).take(1) {
+            assert_eq!(gi, wi, "{dtype}: top-1 id");
+            assert!((gl - wl).abs() < tol, "{dtype}: top-1 logit {gl} vs f32 reference {wl}");
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// A checkpoint split into shards with `model.safetensors.index.json` gives the same outputs.
+#[test]
+fn sharded_checkpoint_loads() {
+    let dir = rewritten_fixture("qwen2_5_vl", "sharded", |tensors| {
+        let files = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"];
+        let mut shards: [Tensors; 2] = [Vec::new(), Vec::new()];
+        let mut weight_map = serde_json::Map::new();
+        for (i, t) in tensors.into_iter().enumerate() {
+            weight_map.insert(t.name.clone(), files[i % 2].into());
+            shards[i % 2].push((t.name, "F32", t.shape, t.data));
+        }
+        let index = serde_json::json!({"metadata": {}, "weight_map": weight_map});
+        let [a, b] = shards;
+        vec![
+            (files[0].to_string(), FileContent::Safetensors(a)),
+            (files[1].to_string(), FileContent::Safetensors(b)),
+            ("model.safetensors.index.json".to_string(), FileContent::Raw(serde_json::to_vec(&index).unwrap())),
+        ]
+    });
+    let reference: Reference =
+        serde_json::from_slice(&std::fs::read(fixture("qwen2_5_vl").join("reference.json")).unwrap()).unwrap();
+    let (ids, _) = first_step_logits(&dir);
+    assert_eq!(ids, reference.cases[0].greedy_ids[..4]);
+    let _ = std::fs::remove_dir_all(dir);
+}

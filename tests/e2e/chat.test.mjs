@@ -89,3 +89,64 @@ test('without WebGPU the page says so instead of breaking', async () => {
     await plain.close();
   }
 });
+
+async function setSetting(page, testid, value) {
+  const details = page.locator('details.settings');
+  if (!(await details.evaluate((d) => d.open))) await details.locator('summary').click();
+  await page.getByTestId(testid).fill(String(value));
+  await page.getByTestId(testid).dispatchEvent('change');
+}
+
+test('Stop ends a reply early and the chat goes on', async () => {
+  const { page, log, close } = await openPage(browser, `${server.base}/`);
+  try {
+    await loadFixture(page);
+    await setSetting(page, 'max-tokens', 4000);
+    await page.getByTestId('composer-input').fill('Tell me a long story.');
+    await page.getByTestId('send').click();
+    const reply = page.getByTestId('message-assistant').first();
+    await reply.getByTestId('message-text').filter({ hasText: /./ }).waitFor();
+    await page.getByTestId('stop').click();
+    await reply.and(page.locator('[data-state=stopped]')).waitFor({ timeout: 60_000 });
+    assert.match(await reply.getByTestId('message-stats').textContent(), /stopped/);
+    await setSetting(page, 'max-tokens', 4);
+    await page.getByTestId('composer-input').fill('Short, please.');
+    await page.getByTestId('send').click();
+    await page.getByTestId('message-assistant').nth(1).and(page.locator('[data-state=done]')).waitFor({ timeout: 60_000 });
+  } catch (e) {
+    throw new Error(`${e.message}\n--- page log ---\n${log.join('\n')}`);
+  } finally {
+    await close();
+  }
+});
+
+test('a failed turn shows its error and loses nothing of the conversation', async () => {
+  const { page, log, close } = await openPage(browser, `${server.base}/`);
+  try {
+    await setSetting(page, 'context', 256);
+    await setSetting(page, 'max-tokens', 4);
+    await loadFixture(page);
+    await page.getByTestId('composer-input').fill('Hello!');
+    await page.getByTestId('send').click();
+    const first = page.getByTestId('message-assistant').first();
+    await first.and(page.locator('[data-state=done]')).waitFor({ timeout: 60_000 });
+    const firstText = await first.getByTestId('message-text').textContent();
+
+    const long = 'The quick brown fox jumps over the lazy dog. '.repeat(60);
+    await page.getByTestId('composer-input').fill(long);
+    await page.getByTestId('send').click();
+    const error = page.getByTestId('turn-error');
+    await error.waitFor({ timeout: 60_000 });
+    assert.match(await error.textContent(), /context/);
+    assert.equal(await page.getByTestId('retry').count(), 1);
+    // Everything said so far is still there, the long message included.
+    const users = await page.getByTestId('message-user').getByTestId('message-text').allTextContents();
+    assert.deepEqual(users, ['Hello!', long]);
+    assert.equal(await first.getByTestId('message-text').textContent(), firstText);
+    assert.equal(await page.getByTestId('send').isVisible(), true);
+  } catch (e) {
+    throw new Error(`${e.message}\n--- page log ---\n${log.join('\n')}`);
+  } finally {
+    await close();
+  }
+});
