@@ -1,6 +1,8 @@
-//! `qwglm`: the engine on the command line. `generate` runs a chat turn; `serve` serves the
+//! `qwglm`: the engine on the command line. `generate` runs a chat turn; `bench` measures
+//! speed on real shapes; `serve` serves the
 //! built site and model folders in the Hub's `/resolve/` layout (local use and tests).
 
+mod bench;
 mod generate;
 mod serve;
 
@@ -17,6 +19,8 @@ struct Cli {
 enum Command {
     /// Generate a reply to one user message.
     Generate(generate::Args),
+    /// Measure load, prefill and decode speed on real shapes with synthetic weights.
+    Bench(bench::Args),
     /// Serve the built site and local model folders over HTTP.
     Serve(serve::Args),
 }
@@ -26,6 +30,7 @@ fn main() {
     let result = match cli.command {
         Command::Generate(a) => generate::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Bench(a) => bench::run(a),
     };
     if let Err(e) = result {
         // One clear line: the error and its causes.

@@ -2,6 +2,7 @@
 //! graphs, tokenizer, chat templates and generation. It knows nothing of the UI or the page;
 //! the same code runs natively (Vulkan/Metal/DX12) and in a browser worker (WebGPU).
 
+pub mod bench;
 pub mod chat;
 pub mod cpu;
 pub mod error;

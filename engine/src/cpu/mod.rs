@@ -6,4 +6,5 @@ pub mod elementwise;
 pub mod embedding;
 pub mod matmul;
 pub mod norm;
+pub mod reduce;
 pub mod rope;

@@ -8,6 +8,7 @@ pub mod elementwise;
 pub mod embedding;
 pub mod matmul;
 pub mod norm;
+pub mod reduce;
 pub mod rope;
 
 #[cfg(test)]
@@ -25,6 +26,7 @@ pub enum Family {
     Rope,
     Attention,
     Elementwise,
+    Reduce,
 }
 
 const COMMON: &str = include_str!("common.wgsl");
@@ -37,6 +39,7 @@ fn family_source(f: Family) -> &'static str {
         Family::Rope => include_str!("rope.wgsl"),
         Family::Attention => include_str!("attention.wgsl"),
         Family::Elementwise => include_str!("elementwise.wgsl"),
+        Family::Reduce => include_str!("reduce.wgsl"),
     }
 }
 

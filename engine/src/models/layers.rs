@@ -69,6 +69,11 @@ pub struct Weight {
 }
 
 impl Weight {
+    /// Bytes of the weight on the GPU.
+    pub fn bytes(&self) -> u64 {
+        (self.rows * self.cols * self.dtype.size_bytes()) as u64
+    }
+
     pub fn upload(gpu: &Gpu, t: &HostTensor) -> Result<Self, EngineError> {
         let (rows, cols) = match t.shape[..] {
             [r, c] => (r, c),

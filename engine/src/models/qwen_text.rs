@@ -166,6 +166,25 @@ impl TextModel {
         names
     }
 
+    /// Weight bytes one decoded token reads: every layer's matrices and the LM head (the
+    /// embedding gather reads one row).
+    pub fn decode_weight_bytes(&self) -> u64 {
+        let head = self.lm_head.as_ref().map_or(&self.embed_tokens, |h| &h.weight).bytes();
+        let layers: u64 = self
+            .layers
+            .iter()
+            .map(|l| {
+                let a = &l.self_attn;
+                let m = &l.mlp;
+                [&a.q_proj, &a.k_proj, &a.v_proj, &a.o_proj, &m.gate_proj, &m.up_proj, &m.down_proj]
+                    .iter()
+                    .map(|lin| lin.weight.bytes())
+                    .sum::<u64>()
+            })
+            .sum();
+        head + layers
+    }
+
     pub fn new_cache(&self, gpu: &Gpu, capacity: usize) -> Result<KvCache, EngineError> {
         let kv_dim = self.cfg.num_key_value_heads * self.cfg.head_dim;
         let bytes = (capacity * kv_dim * 4) as u64;

@@ -1,0 +1,340 @@
+//! Benchmarks on real model shapes with synthetic weights: a [`SyntheticSource`] serves a
+//! `config.json` and a `model.safetensors` whose bytes are generated on demand, so the real
+//! loader streams multi-gigabyte checkpoints that never exist on disk. [`run`] measures the
+//! read bandwidth of this adapter, prefill and decode speed, and how close decode comes to the
+//! bandwidth limit.
+
+use serde::Serialize;
+
+use crate::error::{EngineError, LoadError};
+use crate::formats::hf_config::{self, TextConfig};
+use crate::gpu::{now_ms, Gpu};
+use crate::kernels::reduce;
+use crate::load::{ByteSource, TensorIndex};
+use crate::models::layers::Loader;
+use crate::models::qwen_text::TextModel;
+use crate::tensor::DType;
+
+/// Published shapes of the supported text towers (MODELS.md §1), as Hub-style config.json.
+pub fn preset_config(name: &str) -> Result<serde_json::Value, EngineError> {
+    let (mt, hidden, layers, heads, kv, inter, theta, section, qwen3) = match name {
+        "qwen3-vl-2b" => ("qwen3_vl", 2048, 28, 16, 8, 6144, 5e6, [24, 20, 20], true),
+        "qwen3-vl-4b" => ("qwen3_vl", 2560, 36, 32, 8, 9728, 5e6, [24, 20, 20], true),
+        "qwen2-vl-2b" => ("qwen2_vl", 1536, 28, 12, 2, 8960, 1e6, [16, 24, 24], false),
+        "qwen2.5-vl-3b" => ("qwen2_5_vl", 2048, 36, 16, 2, 11008, 1e6, [16, 24, 24], false),
+        other => {
+            return Err(EngineError::Input(format!(
+                "unknown model shape {other:?} (qwen3-vl-2b, qwen3-vl-4b, qwen2-vl-2b, qwen2.5-vl-3b)"
+            )))
+        }
+    };
+    let text = serde_json::json!({
+        "vocab_size": 151936, "hidden_size": hidden, "intermediate_size": inter,
+        "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": kv,
+        "head_dim": 128, "rms_norm_eps": 1e-6, "max_position_embeddings": 32768,
+        "rope_theta": theta,
+        "rope_scaling": {"type": "mrope", "mrope_section": section, "mrope_interleaved": qwen3},
+    });
+    Ok(if qwen3 {
+        serde_json::json!({"model_type": mt, "tie_word_embeddings": true, "text_config": text})
+    } else {
+        let mut flat = text;
+        flat["model_type"] = mt.into();
+        flat["tie_word_embeddings"] = true.into();
+        flat
+    })
+}
+
+/// A model folder that exists only as a formula: `config.json` and a `model.safetensors` of
+/// small pseudo-random values of `dtype`, generated for whatever byte range is read.
+pub struct SyntheticSource {
+    config: Vec<u8>,
+    header: Vec<u8>,
+    data_start: u64,
+    dtype: DType,
+    size: u64,
+}
+
+impl SyntheticSource {
+    pub fn new(config: &serde_json::Value, dtype: DType) -> Result<Self, EngineError> {
+        let config = serde_json::to_vec(config).map_err(|e| EngineError::Input(e.to_string()))?;
+        let cfg = hf_config::parse(&config)?;
+        let prefix = if cfg.family == hf_config::Family::Qwen3Vl { "model.language_model." } else { "model." };
+        let mut header = serde_json::Map::new();
+        let mut offset = 0u64;
+        for name in TextModel::tensor_names(&cfg.text, prefix) {
+            let shape = tensor_shape(&cfg.text, &name);
+            // Norms and biases are f32 in the engine anyway; keep the file's type uniform.
+            let bytes = shape.iter().product::<usize>() as u64 * dtype.size_bytes() as u64;
+            let st = match dtype {
+                DType::F32 => "F32",
+                DType::F16 => "F16",
+                DType::BF16 => "BF16",
+            };
+            header.insert(
+                name,
+                serde_json::json!({"dtype": st, "shape": shape, "data_offsets": [offset, offset + bytes]}),
+            );
+            offset += bytes;
+        }
+        let mut header = serde_json::to_vec(&header).map_err(|e| EngineError::Input(e.to_string()))?;
+        header.resize(header.len().div_ceil(8) * 8, b' ');
+        let data_start = 8 + header.len() as u64;
+        Ok(SyntheticSource { config, header, data_start, dtype, size: data_start + offset })
+    }
+
+    /// Bytes of the synthetic checkpoint.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The byte at absolute offset `b` of the data section: element `e` is a hash of `e`
+    /// turned into a small finite value of the file's type.
+    fn fill(&self, start: u64, out: &mut [u8]) {
+        let es = self.dtype.size_bytes() as u64;
+        let rel0 = start - self.data_start;
+        let mut i = 0usize;
+        while i < out.len() {
+            let rel = rel0 + i as u64;
+            let e = rel / es;
+            let h = splitmix(e);
+            let bits: u32 = match self.dtype {
+                // |x| in [2^-7, 2^-6): exponent fixed, random mantissa and sign.
+                DType::F16 => ((h & 0x83ff) | (8 << 10)) as u32,
+                DType::BF16 => ((h & 0x807f) | (120 << 7)) as u32,
+                DType::F32 => ((h as u32) & 0x807f_ffff) | (120 << 23),
+            };
+            let bytes = bits.to_le_bytes();
+            let within = (rel % es) as usize;
+            let n = ((es as usize) - within).min(out.len() - i);
+            out[i..i + n].copy_from_slice(&bytes[within..within + n]);
+            i += n;
+        }
+    }
+}
+
+fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The checkpoint shape of a text-tower tensor named as [`TextModel::tensor_names`] names it.
+fn tensor_shape(c: &TextConfig, name: &str) -> Vec<usize> {
+    let (q, kv) = (c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim);
+    let leaf = name.rsplit('.').take(2).collect::<Vec<_>>();
+    match (leaf[1], leaf[0]) {
+        ("embed_tokens", _) | ("lm_head", _) => vec![c.vocab_size, c.hidden_size],
+        ("q_proj", "weight") => vec![q, c.hidden_size],
+        ("k_proj" | "v_proj", "weight") => vec![kv, c.hidden_size],
+        ("q_proj", "bias") => vec![q],
+        ("k_proj" | "v_proj", "bias") => vec![kv],
+        ("o_proj", _) => vec![c.hidden_size, q],
+        ("q_norm" | "k_norm", _) => vec![c.head_dim],
+        ("gate_proj" | "up_proj", _) => vec![c.intermediate_size, c.hidden_size],
+        ("down_proj", _) => vec![c.hidden_size, c.intermediate_size],
+        _ => vec![c.hidden_size],
+    }
+}
+
+impl ByteSource for SyntheticSource {
+    fn describe(&self, file: &str) -> String {
+        format!("synthetic:{file}")
+    }
+
+    async fn read(&self, file: &str) -> Result<Vec<u8>, LoadError> {
+        match file {
+            "config.json" => Ok(self.config.clone()),
+            _ => Err(LoadError::NotFound { file: self.describe(file) }),
+        }
+    }
+
+    async fn read_range(&self, file: &str, start: u64, len: u64) -> Result<Vec<u8>, LoadError> {
+        if file != "model.safetensors" || start + len > self.size {
+            return Err(LoadError::NotFound { file: self.describe(file) });
+        }
+        let mut out = vec![0u8; len as usize];
+        let mut head = (self.header.len() as u64).to_le_bytes().to_vec();
+        head.extend_from_slice(&self.header);
+        let mut pos = start;
+        let mut i = 0usize;
+        while pos < self.data_start && i < out.len() {
+            out[i] = head[pos as usize];
+            pos += 1;
+            i += 1;
+        }
+        if i < out.len() {
+            self.fill(pos, &mut out[i..]);
+        }
+        Ok(out)
+    }
+
+    async fn size(&self, file: &str) -> Result<Option<u64>, LoadError> {
+        Ok((file == "model.safetensors").then_some(self.size))
+    }
+}
+
+/// What to measure.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    pub model: String,
+    pub dtype: DType,
+    pub prefill_tokens: Vec<usize>,
+    pub decode_tokens: usize,
+    pub context: usize,
+    pub prefill_chunk: usize,
+}
+
+/// The figures of one run.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    pub model: String,
+    pub quant: String,
+    pub adapter: String,
+    pub load_s: f64,
+    pub checkpoint_gb: f64,
+    /// (tokens, tokens per second)
+    pub prefill: Vec<(usize, f64)>,
+    pub prefill_tokens_per_s: f64,
+    pub decode_tokens_per_s: f64,
+    pub decode_context: usize,
+    pub read_bandwidth_gb_s: f64,
+    /// Weights and KV cache read per decoded token.
+    pub bytes_per_token: u64,
+    /// bytes_per_token × decode tokens/s ÷ read bandwidth.
+    pub roofline_ratio: f64,
+}
+
+/// Read bandwidth of the adapter in GB/s: the reduce kernel over the largest buffer one
+/// binding takes (at most 1 GiB), several passes, timed to completion.
+pub async fn read_bandwidth(gpu: &Gpu) -> Result<f64, EngineError> {
+    let bytes =
+        (gpu.adapter.max_storage_binding_bytes.min(1 << 30) / 16 * 16).min(gpu.adapter.max_buffer_bytes / 16 * 16);
+    let buf = gpu.buffer("bandwidth", bytes)?;
+    let groups = 4096u32;
+    let partial = gpu.buffer("partial", groups as u64 * 4)?;
+    let n_vec4 = (bytes / 16) as u32;
+    let pass = |passes: usize| -> Result<(), EngineError> {
+        let mut rec = gpu.recorder();
+        for _ in 0..passes {
+            reduce::read_sum(&mut rec, &buf, n_vec4, &partial, groups)?;
+        }
+        rec.submit()
+    };
+    pass(1)?;
+    gpu.read_f32(&partial, 0, 1).await?;
+    let passes = 10;
+    let t0 = now_ms();
+    pass(passes)?;
+    gpu.read_f32(&partial, 0, 1).await?;
+    let s = (now_ms() - t0) / 1000.0;
+    Ok(bytes as f64 * passes as f64 / s / 1e9)
+}
+
+pub async fn run(gpu: &Gpu, o: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<BenchReport, EngineError> {
+    let config = preset_config(&o.model)?;
+    let src = SyntheticSource::new(&config, o.dtype)?;
+    let cfg = hf_config::parse(&serde_json::to_vec(&config).map_err(|e| EngineError::Input(e.to_string()))?)?;
+    let prefix = if cfg.family == hf_config::Family::Qwen3Vl { "model.language_model." } else { "model." };
+    progress(&format!("loading {:.2} GB of synthetic {:?} weights", src.size() as f64 / 1e9, o.dtype));
+    let t0 = now_ms();
+    let index = TensorIndex::open(&src).await?;
+    let mut report = |_: &crate::models::layers::LoadProgress| {};
+    let mut loader =
+        Loader { gpu, src: &src, index: &index, bytes_done: 0, bytes_total: src.size(), progress: &mut report };
+    let model = TextModel::load(&mut loader, &cfg.text, prefix).await?;
+    gpu.check()?;
+    let load_s = (now_ms() - t0) / 1000.0;
+
+    progress("measuring read bandwidth");
+    let bandwidth = read_bandwidth(gpu).await?;
+
+    let longest = o.prefill_tokens.iter().copied().max().unwrap_or(0);
+    let capacity = (o.context + o.decode_tokens + 2).max(longest + 1);
+    let kv = model.new_cache(gpu, capacity)?;
+    let scratch = model.new_scratch(gpu, o.prefill_chunk)?;
+    let vocab = cfg.text.vocab_size;
+    let step = |ids: &[u32], past: usize, logits: bool| -> Result<(), EngineError> {
+        let n = ids.len();
+        let positions: Vec<i32> = (0..3).flat_map(|_| (0..n).map(move |t| (past + t) as i32)).collect();
+        model.forward(gpu, ids, &positions, past, &kv, &scratch, logits)
+    };
+
+    let mut prefill = Vec::new();
+    for &n in &o.prefill_tokens {
+        progress(&format!("prefill {n} tokens"));
+        let ids: Vec<u32> = (0..n as u32).map(|i| (i * 7919) % vocab as u32).collect();
+        // Warm up pipelines with one chunk, then time the whole prompt.
+        step(&ids[..o.prefill_chunk.min(n)], 0, true)?;
+        gpu.read_f32(&scratch.logits, 0, 1).await?;
+        let t = now_ms();
+        let mut pos = 0;
+        while pos < n {
+            let end = (pos + o.prefill_chunk).min(n);
+            step(&ids[pos..end], pos, end == n)?;
+            pos = end;
+        }
+        gpu.read_f32(&scratch.logits, 0, vocab).await?;
+        prefill.push((n, n as f64 / ((now_ms() - t) / 1000.0)));
+    }
+
+    progress(&format!("decode {} tokens at context {}", o.decode_tokens, o.context));
+    // The cache contents do not change the work: decode at `context` past positions.
+    for w in 0..2 {
+        step(&[1], o.context + w, true)?;
+        gpu.read_f32(&scratch.logits, 0, vocab).await?;
+    }
+    let t = now_ms();
+    for i in 0..o.decode_tokens {
+        step(&[(i % vocab) as u32], o.context + i, true)?;
+        // As generation does: read the logits back every token.
+        gpu.read_f32(&scratch.logits, 0, vocab).await?;
+    }
+    let decode_tokens_per_s = o.decode_tokens as f64 / ((now_ms() - t) / 1000.0);
+
+    let kv_dim = (cfg.text.num_key_value_heads * cfg.text.head_dim) as u64;
+    let kv_bytes = 2 * cfg.text.num_hidden_layers as u64 * (o.context as u64 + o.decode_tokens as u64 / 2) * kv_dim * 4;
+    let bytes_per_token = model.decode_weight_bytes() + kv_bytes;
+    gpu.check()?;
+    Ok(BenchReport {
+        model: o.model.clone(),
+        quant: format!("{:?}", o.dtype).to_lowercase(),
+        adapter: format!("{} ({})", gpu.adapter.name, gpu.adapter.backend),
+        load_s,
+        checkpoint_gb: src.size() as f64 / 1e9,
+        prefill_tokens_per_s: prefill.last().map_or(0.0, |p| p.1),
+        prefill,
+        decode_tokens_per_s,
+        decode_context: o.context,
+        read_bandwidth_gb_s: bandwidth,
+        bytes_per_token,
+        roofline_ratio: bytes_per_token as f64 * decode_tokens_per_s / (bandwidth * 1e9),
+    })
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synthetic_checkpoint_is_a_valid_safetensors_file() {
+        let src = SyntheticSource::new(&preset_config("qwen3-vl-2b").unwrap(), DType::BF16).unwrap();
+        let index = pollster::block_on(TensorIndex::open(&src)).unwrap();
+        let emb = &index.entries["model.language_model.embed_tokens.weight"];
+        assert_eq!(emb.shape, vec![151936, 2048]);
+        // 1.72 B text parameters in bf16 (MODELS.md §3: 3.44 GB).
+        assert!((src.size() as f64 / 1e9 - 3.44).abs() < 0.05, "{}", src.size());
+        let t = pollster::block_on(index.read(&src, "model.language_model.norm.weight")).unwrap();
+        assert!(t.to_f32().iter().all(|v| v.is_finite() && v.abs() < 0.02 && v.abs() >= 0.0078));
+    }
+
+    #[test]
+    fn bench_runs_on_a_small_shape() {
+        pollster::block_on(async {
+            let gpu = Gpu::new().await.unwrap();
+            let bw = read_bandwidth(&gpu).await.unwrap();
+            assert!(bw > 0.0);
+        });
+    }
+}
