@@ -62,6 +62,10 @@ pub fn run(a: Args) -> Result<()> {
         println!("read bandwidth   {:.1} GB/s", r.read_bandwidth_gb_s);
         println!("bytes per token  {:.1} MB (weights + KV)", r.bytes_per_token as f64 / 1e6);
         println!("roofline ratio   {:.3}", r.roofline_ratio);
+        println!("decode kernels, one at a time:");
+        for (what, us, gbs) in &r.kernels {
+            println!("  {what:<36} {us:>9.1} µs  {gbs:>8.1} GB/s");
+        }
         if a.json {
             println!(
                 "{}",
@@ -72,6 +76,7 @@ pub fn run(a: Args) -> Result<()> {
                     "read_bandwidth_gb_s": r.read_bandwidth_gb_s,
                     "roofline_ratio": r.roofline_ratio,
                     "load_s": r.load_s, "prefill": r.prefill, "decode_context": r.decode_context,
+                    "kernels": r.kernels,
                 })
             );
         }

@@ -204,6 +204,93 @@ pub struct BenchReport {
     pub bytes_per_token: u64,
     /// bytes_per_token × decode tokens/s ÷ read bandwidth.
     pub roofline_ratio: f64,
+    /// Each decode kernel alone at this shape: (what, µs per call, GB/s read).
+    pub kernels: Vec<(String, f64, f64)>,
+}
+
+/// Times `dispatch` recorded `reps` times in one pass, after one warm-up; µs per call.
+async fn time_kernel(
+    gpu: &Gpu,
+    probe: &wgpu::Buffer,
+    reps: usize,
+    dispatch: &dyn Fn(&mut crate::gpu::Recorder<'_>) -> Result<(), EngineError>,
+) -> Result<f64, EngineError> {
+    let mut rec = gpu.recorder();
+    dispatch(&mut rec)?;
+    rec.submit()?;
+    gpu.read_f32(probe, 0, 1).await?;
+    let t = now_ms();
+    let mut rec = gpu.recorder();
+    for _ in 0..reps {
+        dispatch(&mut rec)?;
+    }
+    rec.submit()?;
+    gpu.read_f32(probe, 0, 1).await?;
+    Ok((now_ms() - t) * 1000.0 / reps as f64)
+}
+
+/// The decode step's kernels one by one at the model's shapes (one token, `context` keys).
+pub async fn profile_decode_kernels(
+    gpu: &Gpu,
+    c: &TextConfig,
+    dtype: DType,
+    context: usize,
+) -> Result<Vec<(String, f64, f64)>, EngineError> {
+    use crate::kernels::{attention, elementwise, matmul, norm, rope};
+    let es = dtype.size_bytes() as u64;
+    let (h, inter, hd) = (c.hidden_size, c.intermediate_size, c.head_dim);
+    let (q, kv) = (c.num_attention_heads * hd, c.num_key_value_heads * hd);
+    let x = gpu.buffer("x", (inter.max(q) * 4) as u64)?;
+    let y = gpu.buffer("y", (inter.max(q).max(8192) * 4) as u64)?;
+    let mut out = Vec::new();
+    for (what, n, k) in [
+        ("matvec q_proj", q, h),
+        ("matvec k_proj", kv, h),
+        ("matvec gate/up", inter, h),
+        ("matvec down", h, inter),
+        ("matvec o_proj", h, q),
+        ("matvec head shard 8192", 8192, h),
+    ] {
+        let w = gpu.buffer("w", n as u64 * k as u64 * es)?;
+        let us = time_kernel(gpu, &y, 50, &|rec| {
+            matmul::linear(
+                rec,
+                matmul::Linear {
+                    x: &x,
+                    x_offset: 0,
+                    m: 1,
+                    k: k as u32,
+                    w: &w,
+                    w_dtype: dtype,
+                    n: n as u32,
+                    bias: None,
+                    y: &y,
+                    y_offset: 0,
+                    y_stride: n as u32,
+                },
+            )
+        })
+        .await?;
+        out.push((format!("{what} [{n}x{k}]"), us, (n * k) as f64 * es as f64 / us / 1e3));
+    }
+    let kc = gpu.buffer("k", (context * kv * 4) as u64)?;
+    let vc = gpu.buffer("v", (context * kv * 4) as u64)?;
+    let (heads, kvh) = (c.num_attention_heads as u32, c.num_key_value_heads as u32);
+    let part = gpu.buffer("partial", attention::partial_len(1, c.num_attention_heads, hd) as u64 * 4)?;
+    let us = time_kernel(gpu, &y, 50, &|rec| {
+        attention::attention(rec, &x, &kc, &vc, &part, &y, 1, context as u32 - 1, heads, kvh, hd as u32)
+    })
+    .await?;
+    out.push((format!("attention decode @{context}"), us, (2 * context * kv * 4) as f64 / us / 1e3));
+    let wn = gpu.buffer("norm", (h * 4) as u64)?;
+    let us = time_kernel(gpu, &y, 50, &|rec| norm::rms_norm(rec, &x, &wn, &y, 1, h as u32, 1e-6)).await?;
+    out.push(("rms_norm".into(), us, (h * 8) as f64 / us / 1e3));
+    let cs = gpu.buffer("cos_sin", (hd * 4) as u64)?;
+    let us = time_kernel(gpu, &y, 50, &|rec| rope::rope(rec, &x, &cs, &y, 0, 1, heads, hd as u32)).await?;
+    out.push(("rope q".into(), us, (q * 8) as f64 / us / 1e3));
+    let us = time_kernel(gpu, &y, 50, &|rec| elementwise::silu_mul(rec, &y, &x, inter as u32)).await?;
+    out.push(("silu_mul".into(), us, (inter * 12) as f64 / us / 1e3));
+    Ok(out)
 }
 
 /// Read bandwidth of the adapter in GB/s: the reduce kernel over the largest buffer one
@@ -293,6 +380,8 @@ pub async fn run(gpu: &Gpu, o: &BenchOptions, progress: &mut dyn FnMut(&str)) ->
     }
     let decode_tokens_per_s = o.decode_tokens as f64 / ((now_ms() - t) / 1000.0);
 
+    progress("profiling decode kernels");
+    let kernels = profile_decode_kernels(gpu, &cfg.text, o.dtype, o.context.max(1)).await?;
     let kv_dim = (cfg.text.num_key_value_heads * cfg.text.head_dim) as u64;
     let kv_bytes = 2 * cfg.text.num_hidden_layers as u64 * (o.context as u64 + o.decode_tokens as u64 / 2) * kv_dim * 4;
     let bytes_per_token = model.decode_weight_bytes() + kv_bytes;
@@ -310,6 +399,7 @@ pub async fn run(gpu: &Gpu, o: &BenchOptions, progress: &mut dyn FnMut(&str)) ->
         read_bandwidth_gb_s: bandwidth,
         bytes_per_token,
         roofline_ratio: bytes_per_token as f64 * decode_tokens_per_s / (bandwidth * 1e9),
+        kernels,
     })
 }
 

@@ -336,46 +336,79 @@ impl Recorder<'_> {
 
     /// Encodes every recorded dispatch into one compute pass and submits it.
     pub fn submit(self) -> Result<(), EngineError> {
+        self.submit_cached(&mut StepCache::default())
+    }
+
+    /// As [`submit`](Self::submit), reusing the params buffer and bind groups of `cache` when
+    /// this step binds the same pipelines and buffers in the same order as the last one (every
+    /// decode step does); only the params are rewritten then.
+    pub fn submit_cached(self, cache: &mut StepCache) -> Result<(), EngineError> {
         self.gpu.check()?;
         if self.ops.is_empty() {
             return Ok(());
         }
         let device = &self.gpu.device;
-        let params = self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("params"),
-            size: self.params.len() as u64,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        self.gpu.queue.write_buffer(&params, 0, &self.params);
-        let groups: Vec<wgpu::BindGroup> = self
-            .ops
-            .iter()
-            .map(|op| {
-                let mut entries = vec![wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &params,
-                        offset: op.params_offset,
-                        size: wgpu::BufferSize::new(op.params_size),
-                    }),
-                }];
-                for (i, b) in op.buffers.iter().enumerate() {
-                    entries
-                        .push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.buffer.as_entire_binding() });
-                }
-                device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some(&op.pipeline.label),
-                    layout: &op.pipeline.layout,
-                    entries: &entries,
+        let same = cache.params.as_ref().is_some_and(|p| p.size() == self.params.len() as u64)
+            && cache.signature.len() == self.ops.len()
+            && cache.signature.iter().zip(&self.ops).all(|(sig, op)| {
+                sig.0 == Rc::as_ptr(&op.pipeline) as usize
+                    && sig.1 == op.params_offset
+                    && sig.2.len() == op.buffers.len()
+                    && sig.2.iter().zip(&op.buffers).all(|(a, b)| *a == b.buffer)
+            });
+        if !same {
+            let params = device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("params"),
+                size: self.params.len() as u64,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            cache.groups = self
+                .ops
+                .iter()
+                .map(|op| {
+                    let mut entries = vec![wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: &params,
+                            offset: op.params_offset,
+                            size: wgpu::BufferSize::new(op.params_size),
+                        }),
+                    }];
+                    for (i, b) in op.buffers.iter().enumerate() {
+                        entries.push(wgpu::BindGroupEntry {
+                            binding: i as u32 + 1,
+                            resource: b.buffer.as_entire_binding(),
+                        });
+                    }
+                    device.create_bind_group(&wgpu::BindGroupDescriptor {
+                        label: Some(&op.pipeline.label),
+                        layout: &op.pipeline.layout,
+                        entries: &entries,
+                    })
                 })
-            })
-            .collect();
+                .collect();
+            cache.signature = self
+                .ops
+                .iter()
+                .map(|op| {
+                    (
+                        Rc::as_ptr(&op.pipeline) as usize,
+                        op.params_offset,
+                        op.buffers.iter().map(|b| b.buffer.clone()).collect(),
+                    )
+                })
+                .collect();
+            cache.pipelines = self.ops.iter().map(|op| op.pipeline.clone()).collect();
+            cache.params = Some(params);
+        }
+        let Some(params) = cache.params.as_ref() else { return Ok(()) };
+        self.gpu.queue.write_buffer(params, 0, &self.params);
         let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") });
         {
             let mut pass =
                 enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("step"), timestamp_writes: None });
-            for (op, bg) in self.ops.iter().zip(&groups) {
+            for (op, bg) in self.ops.iter().zip(&cache.groups) {
                 pass.set_pipeline(&op.pipeline.pipeline);
                 pass.set_bind_group(0, bg, &[]);
                 pass.dispatch_workgroups(op.groups[0], op.groups[1], op.groups[2]);
@@ -384,6 +417,17 @@ impl Recorder<'_> {
         self.gpu.queue.submit([enc.finish()]);
         self.gpu.check()
     }
+}
+
+/// Bind groups and params buffer of the last submitted step, for reuse by the next one.
+#[derive(Default)]
+pub struct StepCache {
+    /// Per dispatch: pipeline identity, params offset, bound buffers.
+    signature: Vec<(usize, u64, Vec<wgpu::Buffer>)>,
+    /// Keeps the pipelines alive so their addresses stay unique while cached.
+    pipelines: Vec<Rc<Pipeline>>,
+    params: Option<wgpu::Buffer>,
+    groups: Vec<wgpu::BindGroup>,
 }
 
 /// Splits `n` workgroups into a grid whose x side stays within the per-dimension limit;

@@ -1,4 +1,5 @@
-//! Launcher for `attention.wgsl`: causal grouped-query attention over the KV cache.
+//! Launcher for `attention.wgsl`: causal grouped-query attention over the KV cache, split over
+//! the keys so that decoding one token still fills the GPU, then merged.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -8,6 +9,13 @@ use crate::gpu::Recorder;
 
 /// Largest head dimension the kernel's per-thread accumulators hold (WGSL `MAX_HEAD_DIM`).
 pub const MAX_HEAD_DIM: u32 = 256;
+/// Keys one split covers at least; shorter slices cost more in the merge than they save.
+pub const MIN_KEYS_PER_SPLIT: u32 = 128;
+/// Most splits of one (token, head).
+pub const MAX_SPLITS: u32 = 64;
+/// Partial rows (token · head · split) the scratch holds at least; prefill of many tokens
+/// needs no split, so it is given one per (token, head).
+pub const MIN_PARTIAL_ROWS: usize = 4096;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -18,20 +26,33 @@ pub struct Params {
     pub kv_heads: u32,
     pub head_dim: u32,
     pub scale: f32,
-    pub _pad0: u32,
-    pub _pad1: u32,
+    pub splits: u32,
+    pub keys_per_split: u32,
+    pub ml_offset: u32,
+    pub _pad: [u32; 3],
+}
+
+/// Floats of the partial-results scratch for up to `max_tokens` queries of `heads` heads.
+pub fn partial_len(max_tokens: usize, heads: usize, head_dim: usize) -> usize {
+    partial_rows(max_tokens, heads) * (head_dim + 2)
+}
+
+fn partial_rows(max_tokens: usize, heads: usize) -> usize {
+    (max_tokens * heads).max(MIN_PARTIAL_ROWS)
 }
 
 /// Query `t` sits at absolute position `past + t` and sees keys `0..=past + t`.
 ///
 /// # Shapes
-/// `q`, `out` `[tokens, heads, head_dim]`; `k`, `v` `[context, kv_heads, head_dim]`, all f32.
+/// `q`, `out` `[tokens, heads, head_dim]`; `k`, `v` `[context, kv_heads, head_dim]`, all f32;
+/// `partial` of [`partial_len`]`(tokens, heads, head_dim)` floats or more.
 #[allow(clippy::too_many_arguments)]
 pub fn attention(
     rec: &mut Recorder<'_>,
     q: &wgpu::Buffer,
     k: &wgpu::Buffer,
     v: &wgpu::Buffer,
+    partial: &wgpu::Buffer,
     out: &wgpu::Buffer,
     tokens: u32,
     past: u32,
@@ -45,10 +66,27 @@ pub fn attention(
             message: format!("heads {heads}, kv_heads {kv_heads}, head_dim {head_dim} not supported"),
         });
     }
-    let params =
-        Params { tokens, past, heads, kv_heads, head_dim, scale: 1.0 / (head_dim as f32).sqrt(), _pad0: 0, _pad1: 0 };
-    let kernel = Kernel::new(Family::Attention, "attention", &[false, false, false, true]);
-    rec.dispatch(&kernel, &params, &[q, k, v, out], [heads, tokens, 1])
+    let rows_cap = partial_rows(tokens as usize, heads as usize) as u32;
+    let n_keys = past + tokens;
+    let by_length = n_keys.div_ceil(MIN_KEYS_PER_SPLIT).clamp(1, MAX_SPLITS);
+    let splits = by_length.min((rows_cap / (tokens * heads)).max(1));
+    let keys_per_split = n_keys.div_ceil(splits);
+    let params = Params {
+        tokens,
+        past,
+        heads,
+        kv_heads,
+        head_dim,
+        scale: 1.0 / (head_dim as f32).sqrt(),
+        splits,
+        keys_per_split,
+        ml_offset: rows_cap * head_dim,
+        _pad: [0; 3],
+    };
+    let partial_k = Kernel::new(Family::AttentionPartial, "attention_partial", &[false, false, false, true]);
+    rec.dispatch(&partial_k, &params, &[q, k, v, partial], [heads, tokens, splits])?;
+    let combine = Kernel::new(Family::AttentionCombine, "attention_combine", &[false, true]);
+    rec.dispatch(&combine, &params, &[partial, out], [heads, tokens, 1])
 }
 
 #[cfg(test)]
@@ -67,6 +105,7 @@ mod tests {
         let qb = g.upload("q", bytemuck::cast_slice(&q)).unwrap();
         let kb = g.upload("k", bytemuck::cast_slice(&k)).unwrap();
         let vb = g.upload("v", bytemuck::cast_slice(&v)).unwrap();
+        let pb = g.buffer("partial", (partial_len(tokens, heads, head_dim) * 4) as u64).unwrap();
         let ob = g.buffer("out", (q.len() * 4) as u64).unwrap();
         let mut rec = g.recorder();
         attention(
@@ -74,6 +113,7 @@ mod tests {
             &qb,
             &kb,
             &vb,
+            &pb,
             &ob,
             tokens as u32,
             past as u32,
@@ -89,7 +129,9 @@ mod tests {
 
     gpu_test!(attention_prefill_gqa, check(7, 0, 4, 2, 16));
     gpu_test!(attention_decode_long, check(1, 150, 4, 1, 32));
+    gpu_test!(attention_decode_many_splits, check(1, 2000, 2, 1, 64));
     gpu_test!(attention_chunked_prefill, check(70, 65, 2, 2, 8));
+    gpu_test!(attention_prefill_splits_past_causal_end, check(5, 300, 4, 2, 16));
     gpu_test!(attention_head_dim_128, check(3, 5, 16, 8, 128));
     gpu_test!(attention_head_dim_256, check(2, 3, 2, 1, 256));
 }

@@ -57,7 +57,8 @@ pub fn linear(rec: &mut Recorder<'_>, a: Linear<'_>) -> Result<(), EngineError> 
     };
     let bias = a.bias.unwrap_or(a.x);
     let (entry, groups) = if a.m <= MATVEC_MAX_ROWS {
-        ("matvec", [a.n.div_ceil(MV_ROWS), a.m, 1])
+        let entry = if a.k % 8 == 0 { "matvec8" } else { "matvec" };
+        (entry, [a.n.div_ceil(MV_ROWS), a.m, 1])
     } else {
         ("matmul", [a.n.div_ceil(TILE), a.m.div_ceil(TILE), 1])
     };
@@ -106,6 +107,9 @@ mod tests {
     }
 
     gpu_test!(matvec_f32_odd, check(1, 37, 29, DType::F32, true, 1));
+    gpu_test!(matvec8_f32, check(1, 37, 264, DType::F32, true, 7));
+    gpu_test!(matvec8_f16_rows, check(2, 75, 2048, DType::F16, true, 8));
+    gpu_test!(matvec8_bf16, check(1, 19, 40, DType::BF16, false, 9));
     gpu_test!(matvec_f16_multi_row, check(3, 130, 66, DType::F16, false, 2));
     gpu_test!(matvec_bf16, check(1, 64, 128, DType::BF16, true, 3));
     gpu_test!(matmul_f32_awkward, check(70, 65, 33, DType::F32, true, 4));

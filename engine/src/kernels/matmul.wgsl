@@ -9,6 +9,8 @@
 // | 4       | y    | y[y_offset + row * y_stride + col]  | read_write |
 //
 // `matvec`: workgroup of 256 = MV_ROWS output columns × 32 lanes; one x row per wid.y.
+// `matvec8`: the same with 8 consecutive weights per lane and step (k a multiple of 8), so a
+// warp reads whole 256–1024-byte runs of a row: the decode path.
 // `matmul`: 64×64 output tile per workgroup, 256 threads of 4×4, k in steps of 16.
 // The weight type is specialised by prepending one weights_*.wgsl file.
 
@@ -48,6 +50,39 @@ fn matvec(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: 
         }
     }
     mv_partial[li] = acc;
+    workgroupBarrier();
+    for (var s = MV_LANES / 2u; s > 0u; s >>= 1u) {
+        if (lane < s) {
+            mv_partial[li] += mv_partial[li + s];
+        }
+        workgroupBarrier();
+    }
+    if (lane == 0u && col < p.n) {
+        var v = mv_partial[li];
+        if (p.has_bias != 0u) {
+            v += bias[col];
+        }
+        y[p.y_offset + row * p.y_stride + col] = v;
+    }
+}
+
+@compute @workgroup_size(256)
+fn matvec8(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let lane = li % MV_LANES;
+    let r = li / MV_LANES;
+    let col = wid.x * MV_ROWS + r;
+    let row = wid.y;
+    var acc = vec4<f32>(0.0);
+    if (col < p.n) {
+        let xb = p.x_offset + row * p.k;
+        let wb = col * p.k;
+        for (var kk = lane * 8u; kk < p.k; kk += MV_LANES * 8u) {
+            let xa = vec4<f32>(x[xb + kk], x[xb + kk + 1u], x[xb + kk + 2u], x[xb + kk + 3u]);
+            let xc = vec4<f32>(x[xb + kk + 4u], x[xb + kk + 5u], x[xb + kk + 6u], x[xb + kk + 7u]);
+            acc += load_w4(wb + kk) * xa + load_w4(wb + kk + 4u) * xc;
+        }
+    }
+    mv_partial[li] = acc.x + acc.y + acc.z + acc.w;
     workgroupBarrier();
     for (var s = MV_LANES / 2u; s > 0u; s >>= 1u) {
         if (lane < s) {

@@ -24,22 +24,28 @@ pub enum Family {
     Embedding,
     Norm,
     Rope,
-    Attention,
+    /// The split-key pass of attention (`attention.wgsl` + `attention_partial.wgsl`).
+    AttentionPartial,
+    /// The merge of the splits (`attention.wgsl` + `attention_combine.wgsl`).
+    AttentionCombine,
     Elementwise,
     Reduce,
 }
 
 const COMMON: &str = include_str!("common.wgsl");
 
-fn family_source(f: Family) -> &'static str {
+/// The WGSL files of a family, in order (a shared header first where entry points of one
+/// family need different binding tables and so separate modules).
+fn family_sources(f: Family) -> &'static [&'static str] {
     match f {
-        Family::Matmul => include_str!("matmul.wgsl"),
-        Family::Embedding => include_str!("embedding.wgsl"),
-        Family::Norm => include_str!("norm.wgsl"),
-        Family::Rope => include_str!("rope.wgsl"),
-        Family::Attention => include_str!("attention.wgsl"),
-        Family::Elementwise => include_str!("elementwise.wgsl"),
-        Family::Reduce => include_str!("reduce.wgsl"),
+        Family::Matmul => &[include_str!("matmul.wgsl")],
+        Family::Embedding => &[include_str!("embedding.wgsl")],
+        Family::Norm => &[include_str!("norm.wgsl")],
+        Family::Rope => &[include_str!("rope.wgsl")],
+        Family::AttentionPartial => &[include_str!("attention.wgsl"), include_str!("attention_partial.wgsl")],
+        Family::AttentionCombine => &[include_str!("attention.wgsl"), include_str!("attention_combine.wgsl")],
+        Family::Elementwise => &[include_str!("elementwise.wgsl")],
+        Family::Reduce => &[include_str!("reduce.wgsl")],
     }
 }
 
@@ -87,7 +93,7 @@ impl Kernel {
 
 /// The full WGSL text of `kernel`: common helpers, the weight-storage file if any, the family.
 pub fn source(kernel: &Kernel) -> Result<String, EngineError> {
-    let body = family_source(kernel.family);
+    let body: String = family_sources(kernel.family).concat();
     let reads_weights = body.contains("array<WStore>");
     let mut s = String::from(COMMON);
     match (kernel.weights, reads_weights) {
@@ -100,6 +106,6 @@ pub fn source(kernel: &Kernel) -> Result<String, EngineError> {
             })
         }
     }
-    s.push_str(body);
+    s.push_str(&body);
     Ok(s)
 }

@@ -5,7 +5,7 @@
 
 use crate::error::EngineError;
 use crate::formats::hf_config::TextConfig;
-use crate::gpu::{Gpu, Recorder};
+use crate::gpu::{Gpu, Recorder, StepCache};
 use crate::kernels::{attention, elementwise, embedding, rope};
 use crate::load::ByteSource;
 use crate::models::layers::{Linear, Loader, OutAt, RmsNorm, Weight};
@@ -70,10 +70,14 @@ pub struct Scratch {
     k: wgpu::Buffer,
     kn: wgpu::Buffer,
     attn: wgpu::Buffer,
+    /// Split-key partial results of attention.
+    attn_partial: wgpu::Buffer,
     o: wgpu::Buffer,
     gate: wgpu::Buffer,
     up: wgpu::Buffer,
     pub logits: wgpu::Buffer,
+    /// Bind groups of the last step, reused while steps look alike (decode).
+    step_cache: std::cell::RefCell<StepCache>,
 }
 
 impl TextModel {
@@ -223,10 +227,15 @@ impl TextModel {
             k: gpu.buffer("k", kv)?,
             kn: gpu.buffer("k.norm", kv)?,
             attn: gpu.buffer("attn", q)?,
+            attn_partial: gpu.buffer(
+                "attn.partial",
+                attention::partial_len(max_tokens, c.num_attention_heads, c.head_dim) as u64 * 4,
+            )?,
             o: gpu.buffer("o", hidden)?,
             gate: gpu.buffer("gate", inter)?,
             up: gpu.buffer("up", inter)?,
             logits: gpu.buffer("logits", c.vocab_size as u64 * 4)?,
+            step_cache: Default::default(),
         })
     }
 
@@ -286,7 +295,7 @@ impl TextModel {
                 None => self.embed_tokens.linear(&mut rec, &s.h, last, 1, None, &s.logits, out)?,
             }
         }
-        rec.submit()
+        rec.submit_cached(&mut s.step_cache.borrow_mut())
     }
 }
 
@@ -326,6 +335,7 @@ impl DecoderLayer {
             &s.qr,
             k_cache,
             v_cache,
+            &s.attn_partial,
             &s.attn,
             n as u32,
             past as u32,
