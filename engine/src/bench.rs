@@ -246,7 +246,7 @@ pub async fn profile_decode_kernels(
     for (what, n, k) in [
         ("matvec q_proj", q, h),
         ("matvec k_proj", kv, h),
-        ("matvec gate/up", inter, h),
+        ("matvec gate+up", 2 * inter, h),
         ("matvec down", h, inter),
         ("matvec o_proj", h, q),
         ("matvec head shard 8192", 8192, h),
@@ -267,6 +267,7 @@ pub async fn profile_decode_kernels(
                     y: &y,
                     y_offset: 0,
                     y_stride: n as u32,
+                    accumulate: false,
                 },
             )
         })
@@ -288,7 +289,8 @@ pub async fn profile_decode_kernels(
     let cs = gpu.buffer("cos_sin", (hd * 4) as u64)?;
     let us = time_kernel(gpu, &y, 50, &|rec| rope::rope(rec, &x, &cs, &y, 0, 1, heads, hd as u32)).await?;
     out.push(("rope q".into(), us, (q * 8) as f64 / us / 1e3));
-    let us = time_kernel(gpu, &y, 50, &|rec| elementwise::silu_mul(rec, &y, &x, inter as u32)).await?;
+    let gu = gpu.buffer("gate_up", (2 * inter * 4) as u64)?;
+    let us = time_kernel(gpu, &y, 50, &|rec| elementwise::silu_mul(rec, &gu, &y, 1, inter as u32)).await?;
     out.push(("silu_mul".into(), us, (inter * 12) as f64 / us / 1e3));
     Ok(out)
 }

@@ -10,9 +10,9 @@ use crate::gpu::Recorder;
 /// Largest head dimension the kernel's per-thread accumulators hold (WGSL `MAX_HEAD_DIM`).
 pub const MAX_HEAD_DIM: u32 = 256;
 /// Keys one split covers at least; shorter slices cost more in the merge than they save.
-pub const MIN_KEYS_PER_SPLIT: u32 = 128;
+pub const MIN_KEYS_PER_SPLIT: u32 = 64;
 /// Most splits of one (token, head).
-pub const MAX_SPLITS: u32 = 64;
+pub const MAX_SPLITS: u32 = 128;
 /// Partial rows (token · head · split) the scratch holds at least; prefill of many tokens
 /// needs no split, so it is given one per (token, head).
 pub const MIN_PARTIAL_ROWS: usize = 4096;

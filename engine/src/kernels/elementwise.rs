@@ -1,4 +1,4 @@
-//! Launcher for `elementwise.wgsl`: residual add and SiLU-gated product.
+//! Launcher for `elementwise.wgsl`: the SiLU-gated product on a fused gate/up output.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -10,28 +10,22 @@ use crate::gpu::{grid, Recorder};
 #[derive(Clone, Copy, Pod, Zeroable)]
 pub struct Params {
     pub n: u32,
-    pub _pad: [u32; 3],
+    pub inter: u32,
+    pub _pad: [u32; 2],
 }
 
-fn run(
+/// # Shapes
+/// `gate_up` `[tokens, 2 · inter]` (gate then up in each row) → `out` `[tokens, inter]`.
+pub fn silu_mul(
     rec: &mut Recorder<'_>,
-    entry: &'static str,
-    x: &wgpu::Buffer,
-    y: &wgpu::Buffer,
-    n: u32,
+    gate_up: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+    tokens: u32,
+    inter: u32,
 ) -> Result<(), EngineError> {
-    let kernel = Kernel::new(Family::Elementwise, entry, &[false, true]);
-    rec.dispatch(&kernel, &Params { n, _pad: [0; 3] }, &[y, x], grid(n.div_ceil(256)))
-}
-
-/// `x[i] += y[i]` for `i < n`.
-pub fn add_inplace(rec: &mut Recorder<'_>, x: &wgpu::Buffer, y: &wgpu::Buffer, n: u32) -> Result<(), EngineError> {
-    run(rec, "add_inplace", x, y, n)
-}
-
-/// `gate[i] = silu(gate[i]) · up[i]` for `i < n`.
-pub fn silu_mul(rec: &mut Recorder<'_>, gate: &wgpu::Buffer, up: &wgpu::Buffer, n: u32) -> Result<(), EngineError> {
-    run(rec, "silu_mul", gate, up, n)
+    let kernel = Kernel::new(Family::Elementwise, "silu_mul", &[false, true]);
+    let n = tokens * inter;
+    rec.dispatch(&kernel, &Params { n, inter, _pad: [0; 2] }, &[gate_up, out], grid(n.div_ceil(256)))
 }
 
 #[cfg(test)]
@@ -40,25 +34,20 @@ mod tests {
     use crate::cpu;
     use crate::kernels::testing::{assert_close, gpu, gpu_test, random};
 
-    async fn check(n: usize, silu: bool) {
+    async fn check(tokens: usize, inter: usize) {
         let g = gpu().await;
-        let x: Vec<f32> = random(n, 51).iter().map(|v| v * 8.0).collect();
-        let y = random(n, 52);
-        let want = if silu { cpu::elementwise::silu_mul(&x, &y) } else { cpu::elementwise::add(&x, &y) };
-        let xb = g.upload("x", bytemuck::cast_slice(&x)).unwrap();
-        let yb = g.upload("y", bytemuck::cast_slice(&y)).unwrap();
+        let gu: Vec<f32> = random(tokens * 2 * inter, 51).iter().map(|v| v * 8.0).collect();
+        let want = cpu::elementwise::silu_mul(&gu, tokens, inter);
+        let gb = g.upload("gate_up", bytemuck::cast_slice(&gu)).unwrap();
+        let ob = g.buffer("out", (tokens * inter * 4) as u64).unwrap();
         let mut rec = g.recorder();
-        if silu {
-            silu_mul(&mut rec, &xb, &yb, n as u32).unwrap();
-        } else {
-            add_inplace(&mut rec, &xb, &yb, n as u32).unwrap();
-        }
+        silu_mul(&mut rec, &gb, &ob, tokens as u32, inter as u32).unwrap();
         rec.submit().unwrap();
-        let got = g.read_f32(&xb, 0, n).await.unwrap();
-        assert_close(&got, &want, 1e-5, if silu { "silu_mul" } else { "add" });
+        let got = g.read_f32(&ob, 0, tokens * inter).await.unwrap();
+        assert_close(&got, &want, 1e-5, "silu_mul");
     }
 
-    gpu_test!(add_odd, check(1000, false));
-    gpu_test!(silu_mul_odd, check(777, true));
-    gpu_test!(silu_mul_one, check(1, true));
+    gpu_test!(silu_mul_odd, check(3, 259));
+    gpu_test!(silu_mul_one, check(1, 1));
+    gpu_test!(silu_mul_many_rows, check(70, 96));
 }

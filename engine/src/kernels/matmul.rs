@@ -17,7 +17,7 @@ pub struct Params {
     pub x_offset: u32,
     pub y_offset: u32,
     pub y_stride: u32,
-    pub _pad: u32,
+    pub accumulate: u32,
 }
 
 /// Rows up to which the matrix-vector kernel is used.
@@ -42,6 +42,8 @@ pub struct Linear<'a> {
     pub y: &'a wgpu::Buffer,
     pub y_offset: u32,
     pub y_stride: u32,
+    /// Add to what `y` holds instead of overwriting it (a residual connection).
+    pub accumulate: bool,
 }
 
 pub fn linear(rec: &mut Recorder<'_>, a: Linear<'_>) -> Result<(), EngineError> {
@@ -53,7 +55,7 @@ pub fn linear(rec: &mut Recorder<'_>, a: Linear<'_>) -> Result<(), EngineError> 
         x_offset: a.x_offset,
         y_offset: a.y_offset,
         y_stride: a.y_stride,
-        _pad: 0,
+        accumulate: a.accumulate as u32,
     };
     let bias = a.bias.unwrap_or(a.x);
     let (entry, groups) = if a.m <= MATVEC_MAX_ROWS {
@@ -73,16 +75,24 @@ mod tests {
     use crate::kernels::testing::{assert_close, encode_weights, gpu, gpu_test, random};
 
     async fn check(m: usize, n: usize, k: usize, dtype: DType, with_bias: bool, seed: u64) {
+        check_acc(m, n, k, dtype, with_bias, seed, false).await
+    }
+
+    async fn check_acc(m: usize, n: usize, k: usize, dtype: DType, with_bias: bool, seed: u64, accumulate: bool) {
         let g = gpu().await;
         let x = random(m * k, seed);
         let w = random(n * k, seed + 1);
         let b = random(n, seed + 2);
         let (w_bytes, w_eff) = encode_weights(&w, dtype);
-        let want = cpu::matmul::linear(&x, &w_eff, with_bias.then_some(&b[..]), m, n, k);
+        let y0 = random(m * n, seed + 3);
+        let mut want = cpu::matmul::linear(&x, &w_eff, with_bias.then_some(&b[..]), m, n, k);
+        if accumulate {
+            want.iter_mut().zip(&y0).for_each(|(w, y)| *w += y);
+        }
         let xb = g.upload("x", bytemuck::cast_slice(&x)).unwrap();
         let wb = g.upload("w", &w_bytes).unwrap();
         let bb = g.upload("b", bytemuck::cast_slice(&b)).unwrap();
-        let yb = g.buffer("y", (m * n * 4) as u64).unwrap();
+        let yb = g.upload("y", bytemuck::cast_slice(&y0)).unwrap();
         let mut rec = g.recorder();
         linear(
             &mut rec,
@@ -98,6 +108,7 @@ mod tests {
                 y: &yb,
                 y_offset: 0,
                 y_stride: n as u32,
+                accumulate,
             },
         )
         .unwrap();
@@ -115,4 +126,6 @@ mod tests {
     gpu_test!(matmul_f32_awkward, check(70, 65, 33, DType::F32, true, 4));
     gpu_test!(matmul_f16, check(17, 96, 48, DType::F16, true, 5));
     gpu_test!(matmul_bf16_large_k, check(9, 20, 300, DType::BF16, false, 6));
+    gpu_test!(matvec8_accumulate, check_acc(1, 40, 64, DType::F16, true, 10, true));
+    gpu_test!(matmul_accumulate, check_acc(33, 70, 24, DType::F32, false, 11, true));
 }

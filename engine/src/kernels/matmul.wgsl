@@ -7,6 +7,7 @@
 // | 2       | w    | [n, k] WStore (weights_*.wgsl)      | read       |
 // | 3       | bias | [n] f32 (unused when has_bias == 0) | read       |
 // | 4       | y    | y[y_offset + row * y_stride + col]  | read_write |
+// With accumulate = 1 the result is added to what y holds (the residual stream).
 //
 // `matvec`: workgroup of 256 = MV_ROWS output columns × 32 lanes; one x row per wid.y.
 // `matvec8`: the same with 8 consecutive weights per lane and step (k a multiple of 8), so a
@@ -22,7 +23,8 @@ struct Params {
     x_offset: u32,
     y_offset: u32,
     y_stride: u32,
-    _pad: u32,
+    // 1: y += x · Wᵀ (+ b), the residual add folded into the epilogue.
+    accumulate: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -62,7 +64,11 @@ fn matvec(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: 
         if (p.has_bias != 0u) {
             v += bias[col];
         }
-        y[p.y_offset + row * p.y_stride + col] = v;
+        let at = p.y_offset + row * p.y_stride + col;
+        if (p.accumulate != 0u) {
+            v += y[at];
+        }
+        y[at] = v;
     }
 }
 
@@ -95,7 +101,11 @@ fn matvec8(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid:
         if (p.has_bias != 0u) {
             v += bias[col];
         }
-        y[p.y_offset + row * p.y_stride + col] = v;
+        let at = p.y_offset + row * p.y_stride + col;
+        if (p.accumulate != 0u) {
+            v += y[at];
+        }
+        y[at] = v;
     }
 }
 
@@ -154,7 +164,11 @@ fn matmul(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: 
                 if (p.has_bias != 0u) {
                     v += bias[col];
                 }
-                y[p.y_offset + row * p.y_stride + col] = v;
+                let at = p.y_offset + row * p.y_stride + col;
+        if (p.accumulate != 0u) {
+            v += y[at];
+        }
+        y[at] = v;
             }
         }
     }

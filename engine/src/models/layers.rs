@@ -108,11 +108,25 @@ pub struct Linear {
     pub bias: Option<wgpu::Buffer>,
 }
 
-/// Where a Linear writes: element offset and row stride of the output buffer.
+/// Where a Linear writes: element offset and row stride of the output buffer, and whether it
+/// adds to what is there (a residual connection).
 #[derive(Clone, Copy)]
 pub struct OutAt {
     pub offset: usize,
     pub stride: usize,
+    pub accumulate: bool,
+}
+
+impl OutAt {
+    /// Rows of `stride` elements from the start of the buffer, overwritten.
+    pub fn rows(stride: usize) -> Self {
+        OutAt { offset: 0, stride, accumulate: false }
+    }
+
+    /// Rows of `stride` elements added to what the buffer holds.
+    pub fn residual(stride: usize) -> Self {
+        OutAt { offset: 0, stride, accumulate: true }
+    }
 }
 
 impl Linear {
@@ -132,6 +146,37 @@ impl Linear {
             });
         }
         Ok(Linear { weight, bias })
+    }
+
+    /// Bias-free Linears of equal shape `[out_features, in_features]` stacked by rows into one
+    /// weight `[parts · out_features, in_features]`, so one dispatch computes them all.
+    pub async fn load_stacked<S: ByteSource>(
+        l: &mut Loader<'_, S>,
+        prefixes: &[&str],
+        in_features: usize,
+        out_features: usize,
+    ) -> Result<Self, EngineError> {
+        let mut stacked: Option<HostTensor> = None;
+        for p in prefixes {
+            let t = l.tensor(&format!("{p}.weight")).await?;
+            t.expect_shape(&[out_features, in_features])?;
+            match &mut stacked {
+                None => stacked = Some(t),
+                Some(s) if s.dtype == t.dtype => {
+                    s.data.extend_from_slice(&t.data);
+                    s.shape[0] += out_features;
+                }
+                Some(s) => {
+                    return Err(LoadError::DType {
+                        tensor: t.name.clone(),
+                        dtype: format!("{:?} beside {:?}", t.dtype, s.dtype),
+                    }
+                    .into())
+                }
+            }
+        }
+        let t = stacked.ok_or_else(|| EngineError::Op { op: "load_stacked".into(), message: "no tensors".into() })?;
+        Ok(Linear { weight: Weight::upload(l.gpu, &t)?, bias: None })
     }
 
     /// # Shapes
@@ -178,6 +223,7 @@ impl Weight {
                     y,
                     y_offset: (out.offset + s.row_start) as u32,
                     y_stride: out.stride as u32,
+                    accumulate: out.accumulate,
                 },
             )?;
         }

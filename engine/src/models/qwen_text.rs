@@ -20,10 +20,10 @@ pub struct Attention {
     k_norm: Option<RmsNorm>,
 }
 
-/// The gated MLP under `layers.{i}.mlp.`: `down(silu(gate(x)) · up(x))`.
+/// The gated MLP under `layers.{i}.mlp.`: `down(silu(gate(x)) · up(x))`. `gate_proj` and
+/// `up_proj` are stacked by rows at load into one weight, so both run as one matvec.
 pub struct Mlp {
-    gate_proj: Linear,
-    up_proj: Linear,
+    gate_up_proj: Linear,
     down_proj: Linear,
 }
 
@@ -72,9 +72,8 @@ pub struct Scratch {
     attn: wgpu::Buffer,
     /// Split-key partial results of attention.
     attn_partial: wgpu::Buffer,
-    o: wgpu::Buffer,
-    gate: wgpu::Buffer,
-    up: wgpu::Buffer,
+    gate_up: wgpu::Buffer,
+    act: wgpu::Buffer,
     pub logits: wgpu::Buffer,
     /// Bind groups of the last step, reused while steps look alike (decode).
     step_cache: std::cell::RefCell<StepCache>,
@@ -125,8 +124,13 @@ impl TextModel {
                 )
                 .await?,
                 mlp: Mlp {
-                    gate_proj: Linear::load(l, &format!("{m}.gate_proj"), hidden, inter, false).await?,
-                    up_proj: Linear::load(l, &format!("{m}.up_proj"), hidden, inter, false).await?,
+                    gate_up_proj: Linear::load_stacked(
+                        l,
+                        &[&format!("{m}.gate_proj"), &format!("{m}.up_proj")],
+                        hidden,
+                        inter,
+                    )
+                    .await?,
                     down_proj: Linear::load(l, &format!("{m}.down_proj"), inter, hidden, false).await?,
                 },
             });
@@ -180,7 +184,7 @@ impl TextModel {
             .map(|l| {
                 let a = &l.self_attn;
                 let m = &l.mlp;
-                [&a.q_proj, &a.k_proj, &a.v_proj, &a.o_proj, &m.gate_proj, &m.up_proj, &m.down_proj]
+                [&a.q_proj, &a.k_proj, &a.v_proj, &a.o_proj, &m.gate_up_proj, &m.down_proj]
                     .iter()
                     .map(|lin| lin.weight.bytes())
                     .sum::<u64>()
@@ -231,9 +235,8 @@ impl TextModel {
                 "attn.partial",
                 attention::partial_len(max_tokens, c.num_attention_heads, c.head_dim) as u64 * 4,
             )?,
-            o: gpu.buffer("o", hidden)?,
-            gate: gpu.buffer("gate", inter)?,
-            up: gpu.buffer("up", inter)?,
+            gate_up: gpu.buffer("gate_up", 2 * inter)?,
+            act: gpu.buffer("act", inter)?,
             logits: gpu.buffer("logits", c.vocab_size as u64 * 4)?,
             step_cache: Default::default(),
         })
@@ -289,7 +292,7 @@ impl TextModel {
         if logits {
             self.norm.forward(&mut rec, &s.x, &s.h, n)?;
             let last = (n - 1) * c.hidden_size;
-            let out = OutAt { offset: 0, stride: c.vocab_size };
+            let out = OutAt::rows(c.vocab_size);
             match &self.lm_head {
                 Some(head) => head.forward(&mut rec, &s.h, last, 1, &s.logits, out)?,
                 None => self.embed_tokens.linear(&mut rec, &s.h, last, 1, None, &s.logits, out)?,
@@ -300,7 +303,8 @@ impl TextModel {
 }
 
 impl DecoderLayer {
-    /// `x += o_proj(attn(rope(q), rope(k), v))` on `rmsnorm(x)`, then `x += mlp(rmsnorm(x))`.
+    /// `x += o_proj(attn(rope(q), rope(k), v))` on `rmsnorm(x)`, then `x += mlp(rmsnorm(x))`;
+    /// both residual adds happen in the epilogue of the output projections.
     fn forward(
         &self,
         rec: &mut Recorder<'_>,
@@ -316,10 +320,17 @@ impl DecoderLayer {
         let kv_dim = kv_heads * hd;
         let a = &self.self_attn;
         self.input_layernorm.forward(rec, &s.x, &s.h, n)?;
-        a.q_proj.forward(rec, &s.h, 0, n, &s.q, OutAt { offset: 0, stride: heads * hd })?;
-        a.k_proj.forward(rec, &s.h, 0, n, &s.k, OutAt { offset: 0, stride: kv_dim })?;
+        a.q_proj.forward(rec, &s.h, 0, n, &s.q, OutAt::rows(heads * hd))?;
+        a.k_proj.forward(rec, &s.h, 0, n, &s.k, OutAt::rows(kv_dim))?;
         // Values go straight into the cache after the `past` entries.
-        a.v_proj.forward(rec, &s.h, 0, n, v_cache, OutAt { offset: past * kv_dim, stride: kv_dim })?;
+        a.v_proj.forward(
+            rec,
+            &s.h,
+            0,
+            n,
+            v_cache,
+            OutAt { offset: past * kv_dim, stride: kv_dim, accumulate: false },
+        )?;
         let (q_in, k_in) = match (&a.q_norm, &a.k_norm) {
             (Some(qn), Some(kn)) => {
                 qn.forward(rec, &s.q, &s.qn, n * heads)?;
@@ -343,15 +354,12 @@ impl DecoderLayer {
             kv_heads as u32,
             hd as u32,
         )?;
-        a.o_proj.forward(rec, &s.attn, 0, n, &s.o, OutAt { offset: 0, stride: c.hidden_size })?;
-        elementwise::add_inplace(rec, &s.x, &s.o, (n * c.hidden_size) as u32)?;
+        a.o_proj.forward(rec, &s.attn, 0, n, &s.x, OutAt::residual(c.hidden_size))?;
 
         self.post_attention_layernorm.forward(rec, &s.x, &s.h, n)?;
         let inter = c.intermediate_size;
-        self.mlp.gate_proj.forward(rec, &s.h, 0, n, &s.gate, OutAt { offset: 0, stride: inter })?;
-        self.mlp.up_proj.forward(rec, &s.h, 0, n, &s.up, OutAt { offset: 0, stride: inter })?;
-        elementwise::silu_mul(rec, &s.gate, &s.up, (n * inter) as u32)?;
-        self.mlp.down_proj.forward(rec, &s.gate, 0, n, &s.o, OutAt { offset: 0, stride: c.hidden_size })?;
-        elementwise::add_inplace(rec, &s.x, &s.o, (n * c.hidden_size) as u32)
+        self.mlp.gate_up_proj.forward(rec, &s.h, 0, n, &s.gate_up, OutAt::rows(2 * inter))?;
+        elementwise::silu_mul(rec, &s.gate_up, &s.act, n as u32, inter as u32)?;
+        self.mlp.down_proj.forward(rec, &s.act, 0, n, &s.x, OutAt::residual(c.hidden_size))
     }
 }
