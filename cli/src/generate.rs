@@ -8,6 +8,7 @@ use qwglm_engine::chat::{Message, Part, Role};
 use qwglm_engine::generate::SamplingParams;
 use qwglm_engine::load::{ByteSource, DirSource, HttpSource};
 use qwglm_engine::pipeline::{ChatModel, LoadOptions};
+use qwglm_engine::tensor::DType;
 use qwglm_engine::Gpu;
 
 #[derive(clap::Args)]
@@ -44,6 +45,9 @@ pub struct Args {
     /// KV cache length in tokens.
     #[arg(long, default_value_t = 4096)]
     context: usize,
+    /// Quantize the weights on load: q8_0 or q4_0.
+    #[arg(long)]
+    quant: Option<String>,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -66,7 +70,14 @@ pub fn run(a: Args) -> Result<()> {
 
 async fn generate<S: ByteSource>(a: &Args, src: S) -> Result<()> {
     let gpu = Gpu::new().await?;
-    let options = LoadOptions { max_context: a.context, ..Default::default() };
+    let quantize = match a.quant.as_deref() {
+        None => None,
+        Some(q) => match DType::parse(q) {
+            Some(d) if d.is_quantized() => Some(d),
+            _ => bail!("--quant {q}: expected q8_0 or q4_0"),
+        },
+    };
+    let options = LoadOptions { max_context: a.context, quantize, ..Default::default() };
     let model =
         ChatModel::load(gpu, &src, options, &mut |_| {}).await.with_context(|| format!("loading {}", a.model))?;
     let mut params = SamplingParams::from_generation_config(&model.generation);

@@ -68,8 +68,8 @@ impl SyntheticSource {
             let bytes = shape.iter().product::<usize>() as u64 * dtype.size_bytes() as u64;
             let st = match dtype {
                 DType::F32 => "F32",
-                DType::F16 => "F16",
                 DType::BF16 => "BF16",
+                _ => "F16",
             };
             header.insert(
                 name,
@@ -91,7 +91,7 @@ impl SyntheticSource {
     /// The byte at absolute offset `b` of the data section: element `e` is a hash of `e`
     /// turned into a small finite value of the file's type.
     fn fill(&self, start: u64, out: &mut [u8]) {
-        let es = self.dtype.size_bytes() as u64;
+        let es = self.dtype.size_bytes().max(2) as u64;
         let rel0 = start - self.data_start;
         let mut i = 0usize;
         while i < out.len() {
@@ -100,9 +100,9 @@ impl SyntheticSource {
             let h = splitmix(e);
             let bits: u32 = match self.dtype {
                 // |x| in [2^-7, 2^-6): exponent fixed, random mantissa and sign.
-                DType::F16 => ((h & 0x83ff) | (8 << 10)) as u32,
                 DType::BF16 => ((h & 0x807f) | (120 << 7)) as u32,
                 DType::F32 => ((h as u32) & 0x807f_ffff) | (120 << 23),
+                _ => ((h & 0x83ff) | (8 << 10)) as u32,
             };
             let bytes = bits.to_le_bytes();
             let within = (rel % es) as usize;
@@ -179,6 +179,7 @@ impl ByteSource for SyntheticSource {
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
     pub model: String,
+    /// Weight type: the synthetic file holds f16 for the quantized types, quantized on load.
     pub dtype: DType,
     pub prefill_tokens: Vec<usize>,
     pub decode_tokens: usize,
@@ -237,7 +238,7 @@ pub async fn profile_decode_kernels(
     context: usize,
 ) -> Result<Vec<(String, f64, f64)>, EngineError> {
     use crate::kernels::{attention, elementwise, matmul, norm, rope};
-    let es = dtype.size_bytes() as u64;
+    let row_bytes = |cols: usize| dtype.row_bytes(cols) as u64;
     let (h, inter, hd) = (c.hidden_size, c.intermediate_size, c.head_dim);
     let (q, kv) = (c.num_attention_heads * hd, c.num_key_value_heads * hd);
     let x = gpu.buffer("x", (inter.max(q) * 4) as u64)?;
@@ -251,7 +252,7 @@ pub async fn profile_decode_kernels(
         ("matvec o_proj", h, q),
         ("matvec head shard 8192", 8192, h),
     ] {
-        let w = gpu.buffer("w", n as u64 * k as u64 * es)?;
+        let w = gpu.buffer("w", n as u64 * row_bytes(k))?;
         let us = time_kernel(gpu, &y, 50, &|rec| {
             matmul::linear(
                 rec,
@@ -272,7 +273,7 @@ pub async fn profile_decode_kernels(
             )
         })
         .await?;
-        out.push((format!("{what} [{n}x{k}]"), us, (n * k) as f64 * es as f64 / us / 1e3));
+        out.push((format!("{what} [{n}x{k}]"), us, (n as u64 * row_bytes(k)) as f64 / us / 1e3));
     }
     let kc = gpu.buffer("k", (context * kv * 4) as u64)?;
     let vc = gpu.buffer("v", (context * kv * 4) as u64)?;
@@ -323,15 +324,27 @@ pub async fn read_bandwidth(gpu: &Gpu) -> Result<f64, EngineError> {
 
 pub async fn run(gpu: &Gpu, o: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<BenchReport, EngineError> {
     let config = preset_config(&o.model)?;
-    let src = SyntheticSource::new(&config, o.dtype)?;
+    let file_dtype = if o.dtype.is_quantized() { DType::F16 } else { o.dtype };
+    let src = SyntheticSource::new(&config, file_dtype)?;
     let cfg = hf_config::parse(&serde_json::to_vec(&config).map_err(|e| EngineError::Input(e.to_string()))?)?;
     let prefix = if cfg.family == hf_config::Family::Qwen3Vl { "model.language_model." } else { "model." };
-    progress(&format!("loading {:.2} GB of synthetic {:?} weights", src.size() as f64 / 1e9, o.dtype));
+    progress(&format!(
+        "loading {:.2} GB of synthetic {file_dtype:?} weights as {:?}",
+        src.size() as f64 / 1e9,
+        o.dtype
+    ));
     let t0 = now_ms();
     let index = TensorIndex::open(&src).await?;
     let mut report = |_: &crate::models::layers::LoadProgress| {};
-    let mut loader =
-        Loader { gpu, src: &src, index: &index, bytes_done: 0, bytes_total: src.size(), progress: &mut report };
+    let mut loader = Loader {
+        gpu,
+        src: &src,
+        index: &index,
+        bytes_done: 0,
+        bytes_total: src.size(),
+        progress: &mut report,
+        quantize: o.dtype.is_quantized().then_some(o.dtype),
+    };
     let model = TextModel::load(&mut loader, &cfg.text, prefix).await?;
     gpu.check()?;
     let load_s = (now_ms() - t0) / 1000.0;

@@ -22,11 +22,13 @@ pub struct LoadOptions {
     pub max_context: usize,
     /// Largest prefill chunk; bounds the activation buffers.
     pub prefill_chunk: usize,
+    /// Quantize the weights to Q8_0 or Q4_0 on load.
+    pub quantize: Option<crate::tensor::DType>,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { max_context: 4096, prefill_chunk: 256 }
+        LoadOptions { max_context: 4096, prefill_chunk: 256, quantize: None }
     }
 }
 
@@ -98,6 +100,7 @@ impl ChatModel {
             bytes_done: 0,
             bytes_total: files.tensors.bytes_of(&names),
             progress,
+            quantize: options.quantize,
         };
         let text = TextModel::load(&mut loader, &cfg.text, prefix).await?;
         gpu.check()?;

@@ -312,6 +312,42 @@ fn half_precision_checkpoints_load() {
     }
 }
 
+/// Quantized on load to Q8_0 and Q4_0, the model stays close to f32 (the kernels' exactness
+/// is the kernel tests' business; this checks the whole path uses them).
+#[test]
+fn quantized_on_load_stays_close() {
+    let reference: Reference =
+        serde_json::from_slice(&std::fs::read(fixture("qwen3_vl").join("reference.json")).unwrap()).unwrap();
+    let want = &reference.cases[0].top5[0];
+    for (q, tol) in [(qwglm_engine::tensor::DType::Q8_0, 0.01), (qwglm_engine::tensor::DType::Q4_0, 0.4)] {
+        let top = pollster::block_on(async {
+            let gpu = Gpu::new().await.unwrap();
+            let options = LoadOptions { quantize: Some(q), ..Default::default() };
+            let model = ChatModel::load(gpu, &DirSource(fixture("qwen3_vl")), options, &mut |_| {}).await.unwrap();
+            let (_, ids) = model.prompt(&[Message::text(Role::User, &reference.cases[0].prompt)]).unwrap();
+            let mut session = model.new_session().unwrap();
+            let params = SamplingParams { max_new_tokens: 1, ignore_eos: true, ..Default::default() };
+            let mut top = Vec::new();
+            model
+                .generate(&mut session, &ids, &params, &mut |e| {
+                    if top.is_empty() {
+                        top = e.top.clone();
+                    }
+                    true
+                })
+                .await
+                .unwrap();
+            top
+        });
+        // The f32 reference's top logits, looked up in the quantized model's top five.
+        let (wi, wl) = want[0];
+        let got = top.iter().find(|(i, _)| *i == wi).map(|t| t.1);
+        let got = got.unwrap_or_else(|| panic!("{q:?}: reference top-1 {wi} not in {top:?}"));
+        eprintln!("{q:?}: top-1 logit {got} vs f32 {wl}");
+        assert!((got - wl).abs() < tol, "{q:?}: {got} vs {wl}");
+    }
+}
+
 /// A checkpoint split into shards with `model.safetensors.index.json` gives the same outputs.
 #[test]
 fn sharded_checkpoint_loads() {

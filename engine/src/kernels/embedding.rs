@@ -68,4 +68,6 @@ mod tests {
     gpu_test!(embedding_f32_sharded, check(50, 33, 20, DType::F32));
     gpu_test!(embedding_f16_sharded, check(40, 300, 18, DType::F16));
     gpu_test!(embedding_bf16_sharded, check(40, 64, 10, DType::BF16));
+    gpu_test!(embedding_q8_0_sharded, check(30, 96, 7, DType::Q8_0));
+    gpu_test!(embedding_q4_0_sharded, check(30, 64, 13, DType::Q4_0));
 }

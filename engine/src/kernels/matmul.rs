@@ -126,6 +126,10 @@ mod tests {
     gpu_test!(matmul_f32_awkward, check(70, 65, 33, DType::F32, true, 4));
     gpu_test!(matmul_f16, check(17, 96, 48, DType::F16, true, 5));
     gpu_test!(matmul_bf16_large_k, check(9, 20, 300, DType::BF16, false, 6));
+    gpu_test!(matvec8_q8_0, check(1, 37, 64, DType::Q8_0, true, 12));
+    gpu_test!(matvec8_q4_0, check(2, 45, 2048, DType::Q4_0, false, 13));
+    gpu_test!(matmul_q8_0, check(17, 40, 96, DType::Q8_0, true, 14));
+    gpu_test!(matmul_q4_0, check(70, 33, 160, DType::Q4_0, false, 15));
     gpu_test!(matvec8_accumulate, check_acc(1, 40, 64, DType::F16, true, 10, true));
     gpu_test!(matmul_accumulate, check_acc(33, 70, 24, DType::F32, false, 11, true));
 }

@@ -54,6 +54,8 @@ fn weights_source(d: DType) -> &'static str {
         DType::F32 => include_str!("weights_f32.wgsl"),
         DType::F16 => include_str!("weights_f16.wgsl"),
         DType::BF16 => include_str!("weights_bf16.wgsl"),
+        DType::Q8_0 => include_str!("weights_q8_0.wgsl"),
+        DType::Q4_0 => include_str!("weights_q4_0.wgsl"),
     }
 }
 

@@ -41,7 +41,8 @@ pub fn random(n: usize, seed: u64) -> Vec<f32> {
     (0..n).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect()
 }
 
-/// The bytes of `w` stored as `dtype`, and the values those bytes hold (what the GPU sees).
+/// The bytes of `w` stored as `dtype` (quantized types: `w.len()` a multiple of 32), and the
+/// values those bytes hold (what the GPU sees).
 pub fn encode_weights(w: &[f32], dtype: DType) -> (Vec<u8>, Vec<f32>) {
     match dtype {
         DType::F32 => (bytemuck::cast_slice(w).to_vec(), w.to_vec()),
@@ -52,6 +53,17 @@ pub fn encode_weights(w: &[f32], dtype: DType) -> (Vec<u8>, Vec<f32>) {
         DType::BF16 => {
             let h: Vec<half::bf16> = w.iter().map(|&v| half::bf16::from_f32(v)).collect();
             (bytemuck::cast_slice(&h).to_vec(), h.iter().map(|v| v.to_f32()).collect())
+        }
+        DType::Q8_0 | DType::Q4_0 => {
+            let t = crate::tensor::HostTensor {
+                name: "w".into(),
+                dtype: DType::F32,
+                shape: vec![w.len() / 32, 32],
+                data: bytemuck::cast_slice(w).to_vec(),
+            };
+            let q = t.quantize(dtype).expect("rows of whole blocks");
+            let eff = q.to_f32();
+            (q.data, eff)
         }
     }
 }

@@ -24,6 +24,8 @@ pub struct Loader<'a, S: ByteSource> {
     pub bytes_done: u64,
     pub bytes_total: u64,
     pub progress: &'a mut dyn FnMut(&LoadProgress),
+    /// Quantize 2-D weights whose rows are whole blocks to this type on load.
+    pub quantize: Option<DType>,
 }
 
 impl<S: ByteSource> Loader<'_, S> {
@@ -38,11 +40,20 @@ impl<S: ByteSource> Loader<'_, S> {
         Ok(t)
     }
 
-    /// A 2-D weight `[rows, cols]`, kept in its file's storage type.
+    /// A 2-D weight `[rows, cols]`, kept in its file's storage type or quantized on load.
     pub async fn weight(&mut self, name: &str, rows: usize, cols: usize) -> Result<Weight, EngineError> {
         let t = self.tensor(name).await?;
         t.expect_shape(&[rows, cols])?;
-        Weight::upload(self.gpu, &t)
+        Weight::upload(self.gpu, &self.maybe_quantize(t)?)
+    }
+
+    fn maybe_quantize(&self, t: HostTensor) -> Result<HostTensor, EngineError> {
+        match self.quantize {
+            Some(q) if t.shape.last().is_some_and(|c| c % crate::tensor::QK == 0) && !t.dtype.is_quantized() => {
+                Ok(t.quantize(q)?)
+            }
+            _ => Ok(t),
+        }
     }
 
     /// A 1-D f32 vector of `len` (norm weights, biases), widened from any storage type.
@@ -71,7 +82,7 @@ pub struct Weight {
 impl Weight {
     /// Bytes of the weight on the GPU.
     pub fn bytes(&self) -> u64 {
-        (self.rows * self.cols * self.dtype.size_bytes()) as u64
+        (self.rows * self.dtype.row_bytes(self.cols)) as u64
     }
 
     pub fn upload(gpu: &Gpu, t: &HostTensor) -> Result<Self, EngineError> {
@@ -83,7 +94,7 @@ impl Weight {
                 )
             }
         };
-        let row_bytes = (cols * t.dtype.size_bytes()) as u64;
+        let row_bytes = t.dtype.row_bytes(cols) as u64;
         let limit = gpu.adapter.max_storage_binding_bytes.min(gpu.adapter.max_buffer_bytes);
         // Even row counts keep every shard of packed 16-bit values word-aligned.
         let per_shard = ((limit / row_bytes.max(1)) as usize / 2 * 2).min(rows.max(1));
@@ -176,7 +187,7 @@ impl Linear {
             }
         }
         let t = stacked.ok_or_else(|| EngineError::Op { op: "load_stacked".into(), message: "no tensors".into() })?;
-        Ok(Linear { weight: Weight::upload(l.gpu, &t)?, bias: None })
+        Ok(Linear { weight: Weight::upload(l.gpu, &l.maybe_quantize(t)?)?, bias: None })
     }
 
     /// # Shapes
