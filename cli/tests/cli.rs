@@ -12,24 +12,9 @@ fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
 }
 
-#[derive(serde::Deserialize)]
-struct Reference {
-    max_new_tokens: usize,
-    cases: Vec<Case>,
-}
-
-#[derive(serde::Deserialize)]
-struct Case {
-    system: Option<String>,
-    prompt: String,
-    prompt_ids: Vec<u32>,
-    greedy_ids: Vec<u32>,
-    top5: Vec<Vec<(u32, f32)>>,
-}
-
-fn reference(family: &str) -> Reference {
-    serde_json::from_slice(&std::fs::read(fixtures().join(family).join("reference.json")).unwrap()).unwrap()
-}
+#[path = "../../tests/support/reference.rs"]
+mod support;
+use support::{reference, Case};
 
 fn generate_json(model: &str, c: &Case, max_new: usize) -> Output {
     let mut cmd = qwglm();

@@ -14,25 +14,9 @@ use qwglm_engine::{Gpu, LoadError};
 
 const LOGIT_TOL: f32 = 1e-3;
 
-#[derive(serde::Deserialize)]
-struct Reference {
-    max_new_tokens: usize,
-    cases: Vec<Case>,
-}
-
-#[derive(serde::Deserialize)]
-struct Case {
-    system: Option<String>,
-    prompt: String,
-    prompt_ids: Vec<u32>,
-    greedy_ids: Vec<u32>,
-    greedy_text: String,
-    top5: Vec<Vec<(u32, f32)>>,
-}
-
-fn fixture(family: &str) -> PathBuf {
-    PathBuf::from(format!("{}/../tests/fixtures/{family}", env!("CARGO_MANIFEST_DIR")))
-}
+#[path = "../../tests/support/reference.rs"]
+mod support;
+use support::{fixture, reference, Case};
 
 /// The fixture folder with `config.json` replaced by another config file.
 struct RenamedConfig(DirSource, &'static str);
@@ -65,8 +49,7 @@ fn check_family<S: ByteSource>(family: &str, src: S, options: LoadOptions) {
     pollster::block_on(async {
         let gpu: Rc<Gpu> = Gpu::new().await.expect("a GPU adapter (lavapipe)");
         let model = ChatModel::load(gpu, &src, options, &mut |_| {}).await.expect("model loads");
-        let r: Reference =
-            serde_json::from_slice(&std::fs::read(fixture(family).join("reference.json")).unwrap()).unwrap();
+        let r = reference(family);
         let params = SamplingParams { max_new_tokens: r.max_new_tokens, ignore_eos: true, ..Default::default() };
         for (ci, c) in r.cases.iter().enumerate() {
             let (_, ids) = model.prompt(&messages(c)).unwrap();
@@ -152,23 +135,19 @@ fn follow_up_turn_reuses_the_cache() {
         turn.push(Message::text(Role::Assistant, &first.text));
         turn.push(Message::text(Role::User, "Describe the cat."));
         let (_, ids2) = model.prompt(&turn).unwrap();
-        let mut reused = Vec::new();
-        model
-            .generate(&mut session, &ids2, &params, &mut |e| {
-                reused.push(e.id);
-                true
-            })
-            .await
-            .unwrap();
-        let mut fresh_session = model.new_session().unwrap();
-        let mut fresh = Vec::new();
-        model
-            .generate(&mut fresh_session, &ids2, &params, &mut |e| {
-                fresh.push(e.id);
-                true
-            })
-            .await
-            .unwrap();
+        let ids_of = async |session: &mut qwglm_engine::pipeline::Session| {
+            let mut got = Vec::new();
+            model
+                .generate(session, &ids2, &params, &mut |e| {
+                    got.push(e.id);
+                    true
+                })
+                .await
+                .unwrap();
+            got
+        };
+        let reused = ids_of(&mut session).await;
+        let fresh = ids_of(&mut model.new_session().unwrap()).await;
         assert_eq!(reused, fresh);
     });
 }
@@ -283,8 +262,7 @@ fn first_step_logits(dir: &std::path::Path) -> (Vec<u32>, Vec<(u32, f32)>) {
 /// bf16 and f16 checkpoints load (kept 16-bit on the GPU) and give logits close to f32's.
 #[test]
 fn half_precision_checkpoints_load() {
-    let reference: Reference =
-        serde_json::from_slice(&std::fs::read(fixture("qwen3_vl").join("reference.json")).unwrap()).unwrap();
+    let reference = reference("qwen3_vl");
     let want = &reference.cases[0].top5[0];
     for (dtype, tag) in [("BF16", "bf16"), ("F16", "f16")] {
         let dir = rewritten_fixture("qwen3_vl", tag, |tensors| {
@@ -316,8 +294,7 @@ fn half_precision_checkpoints_load() {
 /// is the kernel tests' business; this checks the whole path uses them).
 #[test]
 fn quantized_on_load_stays_close() {
-    let reference: Reference =
-        serde_json::from_slice(&std::fs::read(fixture("qwen3_vl").join("reference.json")).unwrap()).unwrap();
+    let reference = reference("qwen3_vl");
     let want = &reference.cases[0].top5[0];
     for (q, tol) in [(qwglm_engine::tensor::DType::Q8_0, 0.01), (qwglm_engine::tensor::DType::Q4_0, 0.4)] {
         let top = pollster::block_on(async {
@@ -367,8 +344,7 @@ fn sharded_checkpoint_loads() {
             ("model.safetensors.index.json".to_string(), FileContent::Raw(serde_json::to_vec(&index).unwrap())),
         ]
     });
-    let reference: Reference =
-        serde_json::from_slice(&std::fs::read(fixture("qwen2_5_vl").join("reference.json")).unwrap()).unwrap();
+    let reference = reference("qwen2_5_vl");
     let (ids, _) = first_step_logits(&dir);
     assert_eq!(ids, reference.cases[0].greedy_ids[..4]);
     let _ = std::fs::remove_dir_all(dir);

@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { root, startServer, launch, openPage } from './harness.mjs';
+import { root, startServer, launch, withPage } from './harness.mjs';
 
 const reference = JSON.parse(readFileSync(path.join(root, 'tests/fixtures/qwen3_vl/reference.json'), 'utf8'));
 let server;
@@ -27,54 +27,44 @@ async function loadFixture(page, family = 'qwen3_vl') {
 }
 
 test('a message gets the reference greedy reply, streamed into the page', async () => {
-  const { page, log, close } = await openPage(browser, `${server.base}/`);
-  try {
-    await loadFixture(page);
-    assert.match(await page.getByTestId('model-status').textContent(), /Ready: Qwen3Vl/);
-    await page.locator('details.settings summary').click();
-    await page.getByTestId('temperature').fill('0');
-    await page.getByTestId('temperature').dispatchEvent('change');
-    await page.getByTestId('max-tokens').fill(String(reference.max_new_tokens));
-    await page.getByTestId('max-tokens').dispatchEvent('change');
+  await withPage(browser, `${server.base}/`, async (page) => {
+      await loadFixture(page);
+      assert.match(await page.getByTestId('model-status').textContent(), /Ready: Qwen3Vl/);
+      await page.locator('details.settings summary').click();
+      await page.getByTestId('temperature').fill('0');
+      await page.getByTestId('temperature').dispatchEvent('change');
+      await page.getByTestId('max-tokens').fill(String(reference.max_new_tokens));
+      await page.getByTestId('max-tokens').dispatchEvent('change');
 
-    const c = reference.cases[0];
-    await page.getByTestId('composer-input').fill(c.prompt);
-    await page.getByTestId('send').click();
-    const reply = page.getByTestId('message-assistant').first();
-    await reply.and(page.locator('[data-state=done]')).waitFor({ timeout: 120_000 });
-    const text = await reply.getByTestId('message-text').textContent();
-    assert.equal(text, c.greedy_text);
-    assert.equal(await page.getByTestId('message-user').getByTestId('message-text').textContent(), c.prompt);
-    assert.match(await reply.getByTestId('message-stats').textContent(), /12 tokens at/);
+      const c = reference.cases[0];
+      await page.getByTestId('composer-input').fill(c.prompt);
+      await page.getByTestId('send').click();
+      const reply = page.getByTestId('message-assistant').first();
+      await reply.and(page.locator('[data-state=done]')).waitFor({ timeout: 120_000 });
+      const text = await reply.getByTestId('message-text').textContent();
+      assert.equal(text, c.greedy_text);
+      assert.equal(await page.getByTestId('message-user').getByTestId('message-text').textContent(), c.prompt);
+      assert.match(await reply.getByTestId('message-stats').textContent(), /12 tokens at/);
 
-    // A second turn answers too, and the first stays on screen.
-    await page.getByTestId('composer-input').fill('And then?');
-    await page.keyboard.press('Enter');
-    await page.getByTestId('message-assistant').nth(1).and(page.locator('[data-state=done]')).waitFor({ timeout: 120_000 });
-    assert.equal(await page.getByTestId('message-user').count(), 2);
-    assert.equal(await reply.getByTestId('message-text').textContent(), c.greedy_text);
-  } catch (e) {
-    throw new Error(`${e.message}\n--- page log ---\n${log.join('\n')}`);
-  } finally {
-    await close();
-  }
+      // A second turn answers too, and the first stays on screen.
+      await page.getByTestId('composer-input').fill('And then?');
+      await page.keyboard.press('Enter');
+      await page.getByTestId('message-assistant').nth(1).and(page.locator('[data-state=done]')).waitFor({ timeout: 120_000 });
+      assert.equal(await page.getByTestId('message-user').count(), 2);
+      assert.equal(await reply.getByTestId('message-text').textContent(), c.greedy_text);
+  });
 });
 
 test('a model that cannot be loaded says why and offers a retry', async () => {
-  const { page, log, close } = await openPage(browser, `${server.base}/`);
-  try {
-    await loadFixture(page, 'no_such_model');
-    const status = await page.getByTestId('model-status').textContent();
-    assert.match(status, /Could not load the model: .*not found/);
-    assert.equal(await page.getByTestId('load-model').textContent(), 'Retry');
-    // The retry with a good URL works.
-    await loadFixture(page, 'qwen2_vl');
-    assert.match(await page.getByTestId('model-status').textContent(), /Ready: Qwen2Vl/);
-  } catch (e) {
-    throw new Error(`${e.message}\n--- page log ---\n${log.join('\n')}`);
-  } finally {
-    await close();
-  }
+  await withPage(browser, `${server.base}/`, async (page) => {
+      await loadFixture(page, 'no_such_model');
+      const status = await page.getByTestId('model-status').textContent();
+      assert.match(status, /Could not load the model: .*not found/);
+      assert.equal(await page.getByTestId('load-model').textContent(), 'Retry');
+      // The retry with a good URL works.
+      await loadFixture(page, 'qwen2_vl');
+      assert.match(await page.getByTestId('model-status').textContent(), /Ready: Qwen2Vl/);
+  });
 });
 
 test('without WebGPU the page says so instead of breaking', async () => {
@@ -98,55 +88,45 @@ async function setSetting(page, testid, value) {
 }
 
 test('Stop ends a reply early and the chat goes on', async () => {
-  const { page, log, close } = await openPage(browser, `${server.base}/`);
-  try {
-    await loadFixture(page);
-    await setSetting(page, 'max-tokens', 4000);
-    await page.getByTestId('composer-input').fill('Tell me a long story.');
-    await page.getByTestId('send').click();
-    const reply = page.getByTestId('message-assistant').first();
-    await reply.getByTestId('message-text').filter({ hasText: /./ }).waitFor();
-    await page.getByTestId('stop').click();
-    await reply.and(page.locator('[data-state=stopped]')).waitFor({ timeout: 60_000 });
-    assert.match(await reply.getByTestId('message-stats').textContent(), /stopped/);
-    await setSetting(page, 'max-tokens', 4);
-    await page.getByTestId('composer-input').fill('Short, please.');
-    await page.getByTestId('send').click();
-    await page.getByTestId('message-assistant').nth(1).and(page.locator('[data-state=done]')).waitFor({ timeout: 60_000 });
-  } catch (e) {
-    throw new Error(`${e.message}\n--- page log ---\n${log.join('\n')}`);
-  } finally {
-    await close();
-  }
+  await withPage(browser, `${server.base}/`, async (page) => {
+      await loadFixture(page);
+      await setSetting(page, 'max-tokens', 4000);
+      await page.getByTestId('composer-input').fill('Tell me a long story.');
+      await page.getByTestId('send').click();
+      const reply = page.getByTestId('message-assistant').first();
+      await reply.getByTestId('message-text').filter({ hasText: /./ }).waitFor();
+      await page.getByTestId('stop').click();
+      await reply.and(page.locator('[data-state=stopped]')).waitFor({ timeout: 60_000 });
+      assert.match(await reply.getByTestId('message-stats').textContent(), /stopped/);
+      await setSetting(page, 'max-tokens', 4);
+      await page.getByTestId('composer-input').fill('Short, please.');
+      await page.getByTestId('send').click();
+      await page.getByTestId('message-assistant').nth(1).and(page.locator('[data-state=done]')).waitFor({ timeout: 60_000 });
+  });
 });
 
 test('a failed turn shows its error and loses nothing of the conversation', async () => {
-  const { page, log, close } = await openPage(browser, `${server.base}/`);
-  try {
-    await setSetting(page, 'context', 256);
-    await setSetting(page, 'max-tokens', 4);
-    await loadFixture(page);
-    await page.getByTestId('composer-input').fill('Hello!');
-    await page.getByTestId('send').click();
-    const first = page.getByTestId('message-assistant').first();
-    await first.and(page.locator('[data-state=done]')).waitFor({ timeout: 60_000 });
-    const firstText = await first.getByTestId('message-text').textContent();
+  await withPage(browser, `${server.base}/`, async (page) => {
+      await setSetting(page, 'context', 256);
+      await setSetting(page, 'max-tokens', 4);
+      await loadFixture(page);
+      await page.getByTestId('composer-input').fill('Hello!');
+      await page.getByTestId('send').click();
+      const first = page.getByTestId('message-assistant').first();
+      await first.and(page.locator('[data-state=done]')).waitFor({ timeout: 60_000 });
+      const firstText = await first.getByTestId('message-text').textContent();
 
-    const long = 'The quick brown fox jumps over the lazy dog. '.repeat(60);
-    await page.getByTestId('composer-input').fill(long);
-    await page.getByTestId('send').click();
-    const error = page.getByTestId('turn-error');
-    await error.waitFor({ timeout: 60_000 });
-    assert.match(await error.textContent(), /context/);
-    assert.equal(await page.getByTestId('retry').count(), 1);
-    // Everything said so far is still there, the long message included.
-    const users = await page.getByTestId('message-user').getByTestId('message-text').allTextContents();
-    assert.deepEqual(users, ['Hello!', long]);
-    assert.equal(await first.getByTestId('message-text').textContent(), firstText);
-    assert.equal(await page.getByTestId('send').isVisible(), true);
-  } catch (e) {
-    throw new Error(`${e.message}\n--- page log ---\n${log.join('\n')}`);
-  } finally {
-    await close();
-  }
+      const long = 'The quick brown fox jumps over the lazy dog. '.repeat(60);
+      await page.getByTestId('composer-input').fill(long);
+      await page.getByTestId('send').click();
+      const error = page.getByTestId('turn-error');
+      await error.waitFor({ timeout: 60_000 });
+      assert.match(await error.textContent(), /context/);
+      assert.equal(await page.getByTestId('retry').count(), 1);
+      // Everything said so far is still there, the long message included.
+      const users = await page.getByTestId('message-user').getByTestId('message-text').allTextContents();
+      assert.deepEqual(users, ['Hello!', long]);
+      assert.equal(await first.getByTestId('message-text').textContent(), firstText);
+      assert.equal(await page.getByTestId('send').isVisible(), true);
+  });
 });

@@ -69,3 +69,15 @@ export async function openPage(browser, url) {
   await page.goto(url);
   return { page, log, close: () => context.close() };
 }
+
+/** Runs `body(page)` on a fresh page; a failure carries the page's console log. */
+export async function withPage(browser, url, body) {
+  const { page, log, close } = await openPage(browser, url);
+  try {
+    await body(page);
+  } catch (e) {
+    throw new Error(`${e.message}\n--- page log ---\n${log.join('\n')}`);
+  } finally {
+    await close();
+  }
+}

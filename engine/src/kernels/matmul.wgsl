@@ -33,9 +33,38 @@ struct Params {
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
+// The epilogue of every entry: bias, then the residual add when asked, then the store.
+fn store_y(row: u32, col: u32, value: f32) {
+    var v = value;
+    if (p.has_bias != 0u) {
+        v += bias[col];
+    }
+    let at = p.y_offset + row * p.y_stride + col;
+    if (p.accumulate != 0u) {
+        v += y[at];
+    }
+    y[at] = v;
+}
+
 const MV_ROWS: u32 = 8u;
 const MV_LANES: u32 = 32u;
 var<workgroup> mv_partial: array<f32, 256>;
+
+// Sums the 32 lanes' partial dot products of each of the workgroup's rows and stores them.
+fn mv_finish(li: u32, row: u32, col: u32, partial: f32) {
+    let lane = li % MV_LANES;
+    mv_partial[li] = partial;
+    workgroupBarrier();
+    for (var s = MV_LANES / 2u; s > 0u; s >>= 1u) {
+        if (lane < s) {
+            mv_partial[li] += mv_partial[li + s];
+        }
+        workgroupBarrier();
+    }
+    if (lane == 0u && col < p.n) {
+        store_y(row, col, mv_partial[li]);
+    }
+}
 
 @compute @workgroup_size(256)
 fn matvec(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -51,25 +80,7 @@ fn matvec(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: 
             acc += x[xb + kk] * load_w(wb + kk);
         }
     }
-    mv_partial[li] = acc;
-    workgroupBarrier();
-    for (var s = MV_LANES / 2u; s > 0u; s >>= 1u) {
-        if (lane < s) {
-            mv_partial[li] += mv_partial[li + s];
-        }
-        workgroupBarrier();
-    }
-    if (lane == 0u && col < p.n) {
-        var v = mv_partial[li];
-        if (p.has_bias != 0u) {
-            v += bias[col];
-        }
-        let at = p.y_offset + row * p.y_stride + col;
-        if (p.accumulate != 0u) {
-            v += y[at];
-        }
-        y[at] = v;
-    }
+    mv_finish(li, row, col, acc);
 }
 
 @compute @workgroup_size(256)
@@ -88,25 +99,7 @@ fn matvec8(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid:
             acc += load_w4(wb + kk) * xa + load_w4(wb + kk + 4u) * xc;
         }
     }
-    mv_partial[li] = acc.x + acc.y + acc.z + acc.w;
-    workgroupBarrier();
-    for (var s = MV_LANES / 2u; s > 0u; s >>= 1u) {
-        if (lane < s) {
-            mv_partial[li] += mv_partial[li + s];
-        }
-        workgroupBarrier();
-    }
-    if (lane == 0u && col < p.n) {
-        var v = mv_partial[li];
-        if (p.has_bias != 0u) {
-            v += bias[col];
-        }
-        let at = p.y_offset + row * p.y_stride + col;
-        if (p.accumulate != 0u) {
-            v += y[at];
-        }
-        y[at] = v;
-    }
+    mv_finish(li, row, col, acc.x + acc.y + acc.z + acc.w);
 }
 
 const TM: u32 = 64u;
@@ -160,15 +153,7 @@ fn matmul(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: 
         for (var j = 0u; j < 4u; j++) {
             let col = col0 + tc + j;
             if (row < p.m && col < p.n) {
-                var v = acc[i * 4u + j];
-                if (p.has_bias != 0u) {
-                    v += bias[col];
-                }
-                let at = p.y_offset + row * p.y_stride + col;
-        if (p.accumulate != 0u) {
-            v += y[at];
-        }
-        y[at] = v;
+                store_y(row, col, acc[i * 4u + j]);
             }
         }
     }
