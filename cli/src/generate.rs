@@ -48,6 +48,9 @@ pub struct Args {
     /// Quantize the weights on load: q8_0 or q4_0.
     #[arg(long)]
     quant: Option<String>,
+    /// Weight file in the model folder when not model.safetensors (e.g. model-q4_0.gguf).
+    #[arg(long)]
+    weights: Option<String>,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -77,7 +80,7 @@ async fn generate<S: ByteSource>(a: &Args, src: S) -> Result<()> {
             _ => bail!("--quant {q}: expected q8_0 or q4_0"),
         },
     };
-    let options = LoadOptions { max_context: a.context, quantize, ..Default::default() };
+    let options = LoadOptions { max_context: a.context, quantize, weights: a.weights.clone(), ..Default::default() };
     let model =
         ChatModel::load(gpu, &src, options, &mut |_| {}).await.with_context(|| format!("loading {}", a.model))?;
     let mut params = SamplingParams::from_generation_config(&model.generation);

@@ -152,7 +152,8 @@ fn respond(req: Request, path: Option<PathBuf>) -> std::io::Result<()> {
                     body,
                     Some(len as usize),
                     None,
-                );
+                )
+                .with_chunked_threshold(usize::MAX);
                 req.respond(resp)
             }
             None => req.respond(
@@ -162,13 +163,11 @@ fn respond(req: Request, path: Option<PathBuf>) -> std::io::Result<()> {
                     .with_header(cors),
             ),
         },
-        None => req.respond(Response::new(
-            StatusCode(200),
-            vec![ctype, accept, cors, expose],
-            file,
-            Some(size as usize),
-            None,
-        )),
+        // Always a Content-Length (never chunked), so HEAD tells the size as the Hub does.
+        None => req.respond(
+            Response::new(StatusCode(200), vec![ctype, accept, cors, expose], file, Some(size as usize), None)
+                .with_chunked_threshold(usize::MAX),
+        ),
     }
 }
 

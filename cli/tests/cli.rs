@@ -99,6 +99,11 @@ fn generate_over_http_from_qwglm_serve() {
     let r = reference("qwen3_vl");
     let url = format!("http://127.0.0.1:{port}/models/qwen3_vl/resolve/main");
     check_json(&generate_json(&url, &r.cases[0], r.max_new_tokens), &r.cases[0], "http");
+    // The GGUF twin over HTTP: header read in prefixes sized by a HEAD request.
+    let mut cmd = qwglm();
+    cmd.args(["generate", "--model", &url, "--weights", "model-f32.gguf", "--prompt", &r.cases[0].prompt]);
+    cmd.args(["--temperature", "0", "--ignore-eos", "--json", "--max-new-tokens", &r.max_new_tokens.to_string()]);
+    check_json(&cmd.output().unwrap(), &r.cases[0], "gguf over http");
     let missing = format!("http://127.0.0.1:{port}/models/nothing/resolve/main");
     let out = generate_json(&missing, &r.cases[0], 2);
     assert_one_line_error(&out, "not found");
@@ -145,6 +150,13 @@ fn bad_input_is_one_clear_line() {
     let garbage = broken_copy("qwen2_vl", "model.safetensors", |_| vec![0xff; 64]);
     assert_one_line_error(&generate_json(garbage.to_str().unwrap(), c, 2), "safetensors");
 
+    let cut_gguf = broken_copy("qwen2_vl", "model-mixed.gguf", |b| b[..b.len() - 100].to_vec());
+    let out = qwglm()
+        .args(["generate", "--model", cut_gguf.to_str().unwrap(), "--weights", "model-mixed.gguf", "--prompt", "x"])
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, "truncated");
+
     let out = qwglm()
         .args([
             "generate",
@@ -158,7 +170,7 @@ fn bad_input_is_one_clear_line() {
         .output()
         .unwrap();
     assert_one_line_error(&out, "/nope.png");
-    for d in [arch, malformed, truncated, garbage] {
+    for d in [arch, malformed, truncated, garbage, cut_gguf] {
         let _ = std::fs::remove_dir_all(d);
     }
 }

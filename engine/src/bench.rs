@@ -334,7 +334,7 @@ pub async fn run(gpu: &Gpu, o: &BenchOptions, progress: &mut dyn FnMut(&str)) ->
         o.dtype
     ));
     let t0 = now_ms();
-    let index = TensorIndex::open(&src).await?;
+    let index = TensorIndex::open(&src, None).await?;
     let mut report = |_: &crate::models::layers::LoadProgress| {};
     let mut loader = Loader {
         gpu,
@@ -425,7 +425,7 @@ mod tests {
     #[test]
     fn synthetic_checkpoint_is_a_valid_safetensors_file() {
         let src = SyntheticSource::new(&preset_config("qwen3-vl-2b").unwrap(), DType::BF16).unwrap();
-        let index = pollster::block_on(TensorIndex::open(&src)).unwrap();
+        let index = pollster::block_on(TensorIndex::open(&src, None)).unwrap();
         let emb = &index.entries["model.language_model.embed_tokens.weight"];
         assert_eq!(emb.shape, vec![151936, 2048]);
         // 1.72 B text parameters in bf16 (MODELS.md §3: 3.44 GB).

@@ -8,8 +8,9 @@
 use std::collections::HashMap;
 
 use crate::error::LoadError;
+use crate::formats::gguf;
 use crate::formats::hf_config::{self, ModelConfig};
-use crate::formats::safetensors::{self, TensorEntry};
+use crate::formats::safetensors::{self, Encoding, TensorEntry};
 use crate::tensor::HostTensor;
 
 /// Where model files come from.
@@ -157,8 +158,14 @@ impl ByteSource for HttpSource {
         self.get(file, Some((start, len)))
     }
 
-    async fn size(&self, _file: &str) -> Result<Option<u64>, LoadError> {
-        Ok(None)
+    /// From a HEAD request's `Content-Length` (redirects followed, as the Hub's CDN needs).
+    async fn size(&self, file: &str) -> Result<Option<u64>, LoadError> {
+        let url = self.url(file);
+        match ureq::head(&url).call() {
+            Ok(r) => Ok(r.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())),
+            Err(ureq::Error::StatusCode(404)) => Err(LoadError::NotFound { file: url }),
+            Err(e) => Err(LoadError::Io { file: url, message: e.to_string() }),
+        }
     }
 }
 
@@ -176,7 +183,19 @@ mod web {
 
     /// `fetch` from the worker's (or window's) global scope.
     async fn fetch(url: &str, range: Option<(u64, u64)>) -> Result<Vec<u8>, LoadError> {
+        let resp = send(url, "GET", range).await?;
+        let status = resp.status();
+        let buf = JsFuture::from(resp.array_buffer().map_err(|e| js_err(url, e))?).await.map_err(|e| js_err(url, e))?;
+        let body = js_sys::Uint8Array::new(&buf).to_vec();
+        if !(200..300).contains(&status) {
+            return Err(LoadError::Io { file: url.to_string(), message: format!("HTTP {status}") });
+        }
+        range_result(url, status, body, range)
+    }
+
+    async fn send(url: &str, method: &str, range: Option<(u64, u64)>) -> Result<web_sys::Response, LoadError> {
         let init = web_sys::RequestInit::new();
+        init.set_method(method);
         let headers = web_sys::Headers::new().map_err(|e| js_err(url, e))?;
         if let Some((start, len)) = range {
             headers.set("Range", &format!("bytes={}-{}", start, start + len.max(1) - 1)).map_err(|e| js_err(url, e))?;
@@ -195,13 +214,7 @@ mod web {
         if resp.status() == 404 {
             return Err(LoadError::NotFound { file: url.to_string() });
         }
-        let status = resp.status();
-        let buf = JsFuture::from(resp.array_buffer().map_err(|e| js_err(url, e))?).await.map_err(|e| js_err(url, e))?;
-        let body = js_sys::Uint8Array::new(&buf).to_vec();
-        if !(200..300).contains(&status) {
-            return Err(LoadError::Io { file: url.to_string(), message: format!("HTTP {status}") });
-        }
-        range_result(url, status, body, range)
+        Ok(resp)
     }
 
     impl ByteSource for HttpSource {
@@ -217,8 +230,11 @@ mod web {
             fetch(&self.url(file), Some((start, len))).await
         }
 
-        async fn size(&self, _file: &str) -> Result<Option<u64>, LoadError> {
-            Ok(None)
+        /// From a HEAD request's `Content-Length`.
+        async fn size(&self, file: &str) -> Result<Option<u64>, LoadError> {
+            let url = self.url(file);
+            let resp = send(&url, "HEAD", None).await?;
+            Ok(resp.headers().get("content-length").ok().flatten().and_then(|v| v.parse().ok()))
         }
     }
 }
@@ -256,10 +272,15 @@ pub struct TensorIndex {
 }
 
 impl TensorIndex {
-    /// Reads `model.safetensors.index.json` and each shard's header, or `model.safetensors`'s.
-    pub async fn open<S: ByteSource>(src: &S) -> Result<Self, LoadError> {
-        let files = match read_optional(src, "model.safetensors.index.json").await? {
-            Some(bytes) => {
+    /// Reads `model.safetensors.index.json` and each shard's header, or `model.safetensors`'s;
+    /// with `weights`, that one file instead (`.safetensors` or `.gguf`).
+    pub async fn open<S: ByteSource>(src: &S, weights: Option<&str>) -> Result<Self, LoadError> {
+        if let Some(file) = weights.filter(|f| f.ends_with(".gguf")) {
+            return Self::open_gguf(src, file).await;
+        }
+        let files = match (weights, read_optional(src, "model.safetensors.index.json").await?) {
+            (Some(file), _) => vec![file.to_string()],
+            (None, Some(bytes)) => {
                 #[derive(serde::Deserialize)]
                 struct Index {
                     weight_map: HashMap<String, String>,
@@ -273,13 +294,11 @@ impl TensorIndex {
                 files.dedup();
                 files
             }
-            None => vec!["model.safetensors".to_string()],
+            (None, None) => vec!["model.safetensors".to_string()],
         };
         let mut entries = HashMap::new();
         for file in files {
-            if file.contains("..") || file.starts_with('/') {
-                return Err(LoadError::Safetensors { file, message: "shard name escapes the model folder".into() });
-            }
+            check_file_name(&file)?;
             let size = src.size(&file).await?;
             let first8 = src.read_range(&file, 0, 8).await?;
             let n = safetensors::header_len(&file, &first8, size)?;
@@ -288,6 +307,38 @@ impl TensorIndex {
                 entries.insert(e.name.clone(), e);
             }
         }
+        Ok(TensorIndex { entries })
+    }
+
+    /// A GGUF file's text-tower tensors under their Hugging Face names. The header is read in
+    /// growing prefixes (metadata with a whole vocabulary runs to megabytes).
+    async fn open_gguf<S: ByteSource>(src: &S, file: &str) -> Result<Self, LoadError> {
+        check_file_name(file)?;
+        let size = src.size(file).await?;
+        let bad = |message: String| LoadError::Safetensors { file: file.to_string(), message };
+        let mut want: u64 = 1 << 20;
+        let header = loop {
+            let len = size.map_or(want, |s| want.min(s));
+            let prefix = match src.read_range(file, 0, len).await {
+                Ok(p) => p,
+                // Unknown size and a file shorter than the prefix: take what the source has.
+                Err(_) if size.is_none() && want > 1 << 20 => {
+                    return Err(bad("header runs past the end of the file".into()))
+                }
+                Err(e) => return Err(e),
+            };
+            match gguf::parse(file, &prefix, size) {
+                Ok(h) => break h,
+                Err(gguf::ParseError::NeedMore) if size.is_none_or(|s| len < s) && want < 1 << 30 => want *= 4,
+                Err(gguf::ParseError::NeedMore) => return Err(bad("the header is truncated".into())),
+                Err(gguf::ParseError::Bad(m)) => return Err(bad(m)),
+            }
+        };
+        let entries = header
+            .tensors
+            .into_iter()
+            .filter_map(|e| gguf::hf_name(&e.name).map(|hf| (hf.clone(), TensorEntry { name: hf, ..e })))
+            .collect();
         Ok(TensorIndex { entries })
     }
 
@@ -303,8 +354,23 @@ impl TensorIndex {
     pub async fn read<S: ByteSource>(&self, src: &S, name: &str) -> Result<HostTensor, LoadError> {
         let e = self.entries.get(name).ok_or_else(|| LoadError::MissingTensor(name.to_string()))?;
         let data = src.read_range(&e.file, e.offset, e.len).await?;
+        let data = match e.encoding {
+            Encoding::Raw => data,
+            Encoding::GgmlBlocks => gguf::repack_blocks(e.dtype, &data),
+        };
         Ok(HostTensor { name: name.to_string(), dtype: e.dtype, shape: e.shape.clone(), data })
     }
+}
+
+/// Refuses weight file names that would leave the model folder.
+fn check_file_name(file: &str) -> Result<(), LoadError> {
+    if file.contains("..") || file.starts_with('/') || file.contains('\\') {
+        return Err(LoadError::Safetensors {
+            file: file.to_string(),
+            message: "file name escapes the model folder".into(),
+        });
+    }
+    Ok(())
 }
 
 /// The small files of a model folder, read up front.
@@ -317,7 +383,8 @@ pub struct ModelFiles {
 }
 
 impl ModelFiles {
-    pub async fn open<S: ByteSource>(src: &S) -> Result<Self, LoadError> {
+    /// `weights` names the weight file when it is not `model.safetensors` (or its index).
+    pub async fn open<S: ByteSource>(src: &S, weights: Option<&str>) -> Result<Self, LoadError> {
         let config = hf_config::parse(&src.read("config.json").await?)?;
         let tokenizer_json = src.read("tokenizer.json").await?;
         let chat_template = find_chat_template(src).await?;
@@ -326,7 +393,7 @@ impl ModelFiles {
                 .map_err(|e| LoadError::Json { file: "generation_config.json".into(), message: e.to_string() })?,
             None => GenerationConfig::default(),
         };
-        let tensors = TensorIndex::open(src).await?;
+        let tensors = TensorIndex::open(src, weights).await?;
         Ok(ModelFiles { config, tokenizer_json, chat_template, generation, tensors })
     }
 }

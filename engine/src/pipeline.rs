@@ -24,11 +24,13 @@ pub struct LoadOptions {
     pub prefill_chunk: usize,
     /// Quantize the weights to Q8_0 or Q4_0 on load.
     pub quantize: Option<crate::tensor::DType>,
+    /// The weight file, when not `model.safetensors` or its index (e.g. a `.gguf`).
+    pub weights: Option<String>,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { max_context: 4096, prefill_chunk: 256, quantize: None }
+        LoadOptions { max_context: 4096, prefill_chunk: 256, quantize: None, weights: None }
     }
 }
 
@@ -78,7 +80,7 @@ impl ChatModel {
         options: LoadOptions,
         progress: &mut dyn FnMut(&LoadProgress),
     ) -> Result<Self, EngineError> {
-        let files = ModelFiles::open(src).await?;
+        let files = ModelFiles::open(src, options.weights.as_deref()).await?;
         let tokenizer = Tokenizer::from_bytes(&files.tokenizer_json)?;
         let template = ChatTemplate::new(&files.chat_template)?;
         let cfg = &files.config;

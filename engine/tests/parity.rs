@@ -217,7 +217,7 @@ fn rewritten_fixture(
     }
     let src = DirSource(fixture(family));
     let tensors = pollster::block_on(async {
-        let index = qwglm_engine::load::TensorIndex::open(&src).await.unwrap();
+        let index = qwglm_engine::load::TensorIndex::open(&src, None).await.unwrap();
         let mut names: Vec<_> = index.entries.keys().cloned().collect();
         names.sort();
         let mut out = Vec::new();
@@ -348,4 +348,70 @@ fn sharded_checkpoint_loads() {
     let (ids, _) = first_step_logits(&dir);
     assert_eq!(ids, reference.cases[0].greedy_ids[..4]);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A GGUF twin of the Qwen3-VL fixture (all F32, written by the `gguf` package with
+/// llama.cpp's tensor names) gives transformers' outputs exactly as the safetensors does.
+#[test]
+fn gguf_f32_twin_matches_transformers() {
+    let options = LoadOptions { weights: Some("model-f32.gguf".into()), ..Default::default() };
+    check_family("qwen3_vl", DirSource(fixture("qwen3_vl")), options);
+}
+
+/// Our Q8_0/Q4_0 quantizer gives the bytes the `gguf` package (ggml's rounding) wrote, once
+/// repacked, for every quantized tensor of the mixed GGUF.
+#[test]
+fn gguf_quant_blocks_match_our_quantizer() {
+    pollster::block_on(async {
+        let src = DirSource(fixture("qwen2_vl"));
+        let gguf = qwglm_engine::load::TensorIndex::open(&src, Some("model-mixed.gguf")).await.unwrap();
+        let st = qwglm_engine::load::TensorIndex::open(&src, None).await.unwrap();
+        let mut checked = 0;
+        for (name, e) in &gguf.entries {
+            let g = gguf.read(&src, name).await.unwrap();
+            let s = st.read(&src, name).await.unwrap();
+            assert_eq!(g.shape, s.shape, "{name}");
+            if e.dtype.is_quantized() {
+                let ours = s.quantize(e.dtype).unwrap();
+                let differing = ours.data.iter().zip(&g.data).filter(|(a, b)| a != b).count();
+                // Exact ties may round differently (numpy rounds half to even, ggml away).
+                assert!(differing * 1000 <= g.data.len(), "{name}: {differing} of {} bytes differ", g.data.len());
+                checked += 1;
+            } else {
+                let (a, b) = (g.to_f32(), s.to_f32());
+                let tol = if g.dtype == qwglm_engine::tensor::DType::F16 { 1e-3 } else { 0.0 };
+                assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() <= tol * y.abs().max(1.0)), "{name}");
+            }
+        }
+        assert!(checked >= 6, "quantized tensors checked: {checked}");
+    });
+}
+
+/// The mixed-type GGUF (F16 embedding, Q8_0 attention, Q4_0 MLP) runs close to f32.
+#[test]
+fn gguf_mixed_types_run_close_to_f32() {
+    let reference = reference("qwen2_vl");
+    let (wi, wl) = reference.cases[0].top5[0][0];
+    let top = pollster::block_on(async {
+        let gpu = Gpu::new().await.unwrap();
+        let options = LoadOptions { weights: Some("model-mixed.gguf".into()), ..Default::default() };
+        let model = ChatModel::load(gpu, &DirSource(fixture("qwen2_vl")), options, &mut |_| {}).await.unwrap();
+        let (_, ids) = model.prompt(&[Message::text(Role::User, &reference.cases[0].prompt)]).unwrap();
+        let mut session = model.new_session().unwrap();
+        let params = SamplingParams { max_new_tokens: 1, ignore_eos: true, ..Default::default() };
+        let mut top = Vec::new();
+        model
+            .generate(&mut session, &ids, &params, &mut |e| {
+                if top.is_empty() {
+                    top = e.top.clone();
+                }
+                true
+            })
+            .await
+            .unwrap();
+        top
+    });
+    let got = top.iter().find(|(i, _)| *i == wi).map(|t| t.1).unwrap_or_else(|| panic!("{wi} not in {top:?}"));
+    eprintln!("mixed GGUF: top-1 logit {got} vs f32 {wl}");
+    assert!((got - wl).abs() < 0.4, "{got} vs {wl}");
 }

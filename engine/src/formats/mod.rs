@@ -1,4 +1,5 @@
-//! Weight and config file formats: safetensors headers and Hugging Face configs.
+//! Weight and config file formats: safetensors and GGUF headers, Hugging Face configs.
 
+pub mod gguf;
 pub mod hf_config;
 pub mod safetensors;

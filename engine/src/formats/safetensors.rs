@@ -11,12 +11,22 @@ use crate::tensor::DType;
 /// Headers larger than this are refused as hostile (real ones are well under 10 MB).
 pub const MAX_HEADER_BYTES: u64 = 100 << 20;
 
+/// How a tensor's bytes are laid out in its file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    /// As the engine keeps them (safetensors, GGUF F32/F16/BF16).
+    Raw,
+    /// ggml quant blocks, repacked to the engine's aligned blocks on read.
+    GgmlBlocks,
+}
+
 /// Where one tensor lives inside its file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TensorEntry {
     pub name: String,
     pub file: String,
     pub dtype: DType,
+    pub encoding: Encoding,
     pub shape: Vec<usize>,
     /// Absolute byte offset in the file.
     pub offset: u64,
@@ -82,6 +92,7 @@ pub fn parse_header(file: &str, header: &[u8], file_size: Option<u64>) -> Result
             name: name.clone(),
             file: file.to_string(),
             dtype,
+            encoding: Encoding::Raw,
             shape: e.shape,
             offset: data_start + start,
             len: end - start,
