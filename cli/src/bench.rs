@@ -11,8 +11,8 @@ pub struct Args {
     /// Model shape: qwen3-vl-2b, qwen3-vl-4b, qwen2-vl-2b, qwen2.5-vl-3b.
     #[arg(long, default_value = "qwen3-vl-2b")]
     synthetic: String,
-    /// Weight type: f16, bf16, f32, q8_0, q4_0 (quantized on load from f16); q4_k is not
-    /// implemented yet.
+    /// Weight type: f16, bf16, f32 (a safetensors checkpoint) or q8_0, q4_0, q4_k, q6_k (a GGUF
+    /// checkpoint of that type).
     #[arg(long, default_value = "f16")]
     quant: String,
     /// Prompt lengths to time (repeatable).
@@ -32,10 +32,8 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let dtype = match (a.quant.as_str(), DType::parse(&a.quant)) {
-        (_, Some(d)) => d,
-        ("q4_k" | "q6_k", None) => bail!("--quant {}: K-quants are not implemented yet", a.quant),
-        (other, None) => bail!("--quant {other}: expected f16, bf16, f32, q8_0 or q4_0"),
+    let Some(dtype) = DType::parse(&a.quant) else {
+        bail!("--quant {}: expected f16, bf16, f32, q8_0, q4_0, q4_k or q6_k", a.quant)
     };
     if a.prefill_chunk == 0 || a.decode_tokens == 0 {
         bail!("--prefill-chunk and --decode-tokens must be at least 1");

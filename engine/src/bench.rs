@@ -45,14 +45,61 @@ pub fn preset_config(name: &str) -> Result<serde_json::Value, EngineError> {
     })
 }
 
-/// A model folder that exists only as a formula: `config.json` and a `model.safetensors` of
-/// small pseudo-random values of `dtype`, generated for whatever byte range is read.
+/// A model folder that exists only as a formula: `config.json` and a checkpoint of small
+/// pseudo-random values generated for whatever byte range is read. Plain types come as
+/// `model.safetensors`; quantized types as `model.gguf` with llama.cpp's tensor names, the 2-D
+/// weights in ggml blocks of that type (finite f16 scales, random quants) and the vectors F32,
+/// as real quantized files are laid out.
 pub struct SyntheticSource {
     config: Vec<u8>,
-    header: Vec<u8>,
-    data_start: u64,
-    dtype: DType,
+    /// Header bytes at the start of the file (length prefix included for safetensors).
+    head: Vec<u8>,
+    file: &'static str,
+    /// (start, end, type) of each tensor's bytes in the file, in order.
+    segments: Vec<(u64, u64, DType)>,
     size: u64,
+}
+
+/// The GGUF type id and block bytes of a quantized type, with the offsets of its f16 scales.
+fn ggml_layout(d: DType) -> (u32, u64, &'static [u64]) {
+    match d {
+        DType::Q8_0 => (8, 34, &[0]),
+        DType::Q4_0 => (2, 18, &[0]),
+        DType::Q4_K => (12, 144, &[0, 2]),
+        DType::Q6_K => (14, 210, &[208]),
+        DType::F16 => (1, 2, &[]),
+        DType::BF16 => (30, 2, &[]),
+        DType::F32 => (0, 4, &[]),
+    }
+}
+
+/// llama.cpp's name of a text-tower tensor named as [`TextModel::tensor_names`] names it.
+fn gguf_name(hf: &str) -> String {
+    let rest = hf.trim_start_matches("model.language_model.").trim_start_matches("model.");
+    let simple = [
+        ("embed_tokens.weight", "token_embd.weight"),
+        ("norm.weight", "output_norm.weight"),
+        ("lm_head.weight", "output.weight"),
+    ];
+    if let Some((_, g)) = simple.iter().find(|(h, _)| *h == rest || *h == hf) {
+        return g.to_string();
+    }
+    let (layer, leaf) = rest.trim_start_matches("layers.").split_once('.').unwrap_or(("0", rest));
+    let (stem, kind) = leaf.rsplit_once('.').unwrap_or((leaf, "weight"));
+    let g = match stem {
+        "input_layernorm" => "attn_norm",
+        "post_attention_layernorm" => "ffn_norm",
+        "self_attn.q_proj" => "attn_q",
+        "self_attn.k_proj" => "attn_k",
+        "self_attn.v_proj" => "attn_v",
+        "self_attn.o_proj" => "attn_output",
+        "self_attn.q_norm" => "attn_q_norm",
+        "self_attn.k_norm" => "attn_k_norm",
+        "mlp.gate_proj" => "ffn_gate",
+        "mlp.up_proj" => "ffn_up",
+        _ => "ffn_down",
+    };
+    format!("blk.{layer}.{g}.{kind}")
 }
 
 impl SyntheticSource {
@@ -60,27 +107,75 @@ impl SyntheticSource {
         let config = serde_json::to_vec(config).map_err(|e| EngineError::Input(e.to_string()))?;
         let cfg = hf_config::parse(&config)?;
         let prefix = if cfg.family == hf_config::Family::Qwen3Vl { "model.language_model." } else { "model." };
+        let tensors: Vec<(String, Vec<usize>)> = TextModel::tensor_names(&cfg.text, prefix)
+            .into_iter()
+            .map(|n| {
+                let s = tensor_shape(&cfg.text, &n);
+                (n, s)
+            })
+            .collect();
+        if dtype.is_quantized() {
+            Self::gguf(config, dtype, &tensors)
+        } else {
+            Self::safetensors(config, dtype, &tensors)
+        }
+    }
+
+    fn safetensors(config: Vec<u8>, dtype: DType, tensors: &[(String, Vec<usize>)]) -> Result<Self, EngineError> {
+        let st = match dtype {
+            DType::F32 => "F32",
+            DType::BF16 => "BF16",
+            _ => "F16",
+        };
         let mut header = serde_json::Map::new();
+        let mut spans = Vec::new();
         let mut offset = 0u64;
-        for name in TextModel::tensor_names(&cfg.text, prefix) {
-            let shape = tensor_shape(&cfg.text, &name);
-            // Norms and biases are f32 in the engine anyway; keep the file's type uniform.
+        for (name, shape) in tensors {
             let bytes = shape.iter().product::<usize>() as u64 * dtype.size_bytes() as u64;
-            let st = match dtype {
-                DType::F32 => "F32",
-                DType::BF16 => "BF16",
-                _ => "F16",
-            };
             header.insert(
-                name,
+                name.clone(),
                 serde_json::json!({"dtype": st, "shape": shape, "data_offsets": [offset, offset + bytes]}),
             );
+            spans.push((offset, offset + bytes, dtype));
             offset += bytes;
         }
         let mut header = serde_json::to_vec(&header).map_err(|e| EngineError::Input(e.to_string()))?;
         header.resize(header.len().div_ceil(8) * 8, b' ');
-        let data_start = 8 + header.len() as u64;
-        Ok(SyntheticSource { config, header, data_start, dtype, size: data_start + offset })
+        let mut head = (header.len() as u64).to_le_bytes().to_vec();
+        head.extend_from_slice(&header);
+        let data_start = head.len() as u64;
+        let segments = spans.into_iter().map(|(a, b, d)| (data_start + a, data_start + b, d)).collect();
+        Ok(SyntheticSource { config, head, file: "model.safetensors", segments, size: data_start + offset })
+    }
+
+    fn gguf(config: Vec<u8>, dtype: DType, tensors: &[(String, Vec<usize>)]) -> Result<Self, EngineError> {
+        let mut h = b"GGUF".to_vec();
+        h.extend(3u32.to_le_bytes());
+        h.extend((tensors.len() as u64).to_le_bytes());
+        h.extend(0u64.to_le_bytes());
+        let mut spans = Vec::new();
+        let mut offset = 0u64;
+        for (name, shape) in tensors {
+            let ty = if shape.len() == 2 && shape[1] % dtype.block_len() == 0 { dtype } else { DType::F32 };
+            let (id, block_bytes, _) = ggml_layout(ty);
+            let numel = shape.iter().product::<usize>() as u64;
+            let bytes = numel / ty.block_len() as u64 * block_bytes;
+            let g = gguf_name(name);
+            h.extend((g.len() as u64).to_le_bytes());
+            h.extend(g.as_bytes());
+            h.extend((shape.len() as u32).to_le_bytes());
+            for d in shape.iter().rev() {
+                h.extend((*d as u64).to_le_bytes());
+            }
+            h.extend(id.to_le_bytes());
+            h.extend(offset.to_le_bytes());
+            spans.push((offset, offset + bytes, ty));
+            offset = (offset + bytes).div_ceil(32) * 32;
+        }
+        h.resize(h.len().div_ceil(32) * 32, 0);
+        let data_start = h.len() as u64;
+        let segments = spans.into_iter().map(|(a, b, d)| (data_start + a, data_start + b, d)).collect();
+        Ok(SyntheticSource { config, head: h, file: "model.gguf", segments, size: data_start + offset })
     }
 
     /// Bytes of the synthetic checkpoint.
@@ -88,27 +183,42 @@ impl SyntheticSource {
         self.size
     }
 
-    /// The byte at absolute offset `b` of the data section: element `e` is a hash of `e`
-    /// turned into a small finite value of the file's type.
+    /// The checkpoint's file name (`model.safetensors` or `model.gguf`).
+    pub fn weights_file(&self) -> &'static str {
+        self.file
+    }
+
+    /// Data bytes from absolute offset `start`: per tensor, plain values are small finite
+    /// numbers hashed from their index; quant blocks are hashed bytes with finite f16 scales.
     fn fill(&self, start: u64, out: &mut [u8]) {
-        let es = self.dtype.size_bytes().max(2) as u64;
-        let rel0 = start - self.data_start;
-        let mut i = 0usize;
-        while i < out.len() {
-            let rel = rel0 + i as u64;
-            let e = rel / es;
-            let h = splitmix(e);
-            let bits: u32 = match self.dtype {
-                // |x| in [2^-7, 2^-6): exponent fixed, random mantissa and sign.
-                DType::BF16 => ((h & 0x807f) | (120 << 7)) as u32,
-                DType::F32 => ((h as u32) & 0x807f_ffff) | (120 << 23),
-                _ => ((h & 0x83ff) | (8 << 10)) as u32,
+        for (i, byte) in out.iter_mut().enumerate() {
+            let pos = start + i as u64;
+            let seg = self.segments.partition_point(|s| s.1 <= pos);
+            let Some(&(a, b, ty)) = self.segments.get(seg).filter(|s| s.0 <= pos && pos < s.1) else {
+                *byte = 0; // alignment padding
+                continue;
             };
-            let bytes = bits.to_le_bytes();
-            let within = (rel % es) as usize;
-            let n = ((es as usize) - within).min(out.len() - i);
-            out[i..i + n].copy_from_slice(&bytes[within..within + n]);
-            i += n;
+            let rel = pos - a;
+            let _ = b;
+            let (_, block_bytes, scales) = ggml_layout(ty);
+            *byte = if ty.is_quantized() {
+                let within = rel % block_bytes;
+                match scales.iter().find(|&&o| within == o || within == o + 1) {
+                    // f16 0x2000 + mantissa: a scale in [2^-7, 2^-6).
+                    Some(&o) => [(splitmix(rel / block_bytes) & 0xff) as u8, 0x20][(within - o) as usize],
+                    None => (splitmix(rel) & 0xff) as u8,
+                }
+            } else {
+                let es = ty.size_bytes() as u64;
+                let h = splitmix(rel / es);
+                let bits: u32 = match ty {
+                    // |x| in [2^-7, 2^-6): exponent fixed, random mantissa and sign.
+                    DType::BF16 => ((h & 0x807f) | (120 << 7)) as u32,
+                    DType::F32 => ((h as u32) & 0x807f_ffff) | (120 << 23),
+                    _ => ((h & 0x83ff) | (8 << 10)) as u32,
+                };
+                bits.to_le_bytes()[(rel % es) as usize]
+            };
         }
     }
 }
@@ -151,27 +261,23 @@ impl ByteSource for SyntheticSource {
     }
 
     async fn read_range(&self, file: &str, start: u64, len: u64) -> Result<Vec<u8>, LoadError> {
-        if file != "model.safetensors" || start + len > self.size {
+        if file != self.file || start + len > self.size {
             return Err(LoadError::NotFound { file: self.describe(file) });
         }
         let mut out = vec![0u8; len as usize];
-        let mut head = (self.header.len() as u64).to_le_bytes().to_vec();
-        head.extend_from_slice(&self.header);
-        let mut pos = start;
-        let mut i = 0usize;
-        while pos < self.data_start && i < out.len() {
-            out[i] = head[pos as usize];
-            pos += 1;
-            i += 1;
+        let head = self.head.len() as u64;
+        let n = head.saturating_sub(start).min(len) as usize;
+        if n > 0 {
+            out[..n].copy_from_slice(&self.head[start as usize..start as usize + n]);
         }
-        if i < out.len() {
-            self.fill(pos, &mut out[i..]);
+        if n < out.len() {
+            self.fill(start + n as u64, &mut out[n..]);
         }
         Ok(out)
     }
 
     async fn size(&self, file: &str) -> Result<Option<u64>, LoadError> {
-        Ok((file == "model.safetensors").then_some(self.size))
+        Ok((file == self.file).then_some(self.size))
     }
 }
 
@@ -179,7 +285,7 @@ impl ByteSource for SyntheticSource {
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
     pub model: String,
-    /// Weight type: the synthetic file holds f16 for the quantized types, quantized on load.
+    /// Weight type (quantized types come as a GGUF of that type).
     pub dtype: DType,
     pub prefill_tokens: Vec<usize>,
     pub decode_tokens: usize,
@@ -324,17 +430,19 @@ pub async fn read_bandwidth(gpu: &Gpu) -> Result<f64, EngineError> {
 
 pub async fn run(gpu: &Gpu, o: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<BenchReport, EngineError> {
     let config = preset_config(&o.model)?;
-    let file_dtype = if o.dtype.is_quantized() { DType::F16 } else { o.dtype };
-    let src = SyntheticSource::new(&config, file_dtype)?;
+    let src = SyntheticSource::new(&config, o.dtype)?;
     let cfg = hf_config::parse(&serde_json::to_vec(&config).map_err(|e| EngineError::Input(e.to_string()))?)?;
-    let prefix = if cfg.family == hf_config::Family::Qwen3Vl { "model.language_model." } else { "model." };
     progress(&format!(
-        "loading {:.2} GB of synthetic {file_dtype:?} weights as {:?}",
+        "loading {:.2} GB of synthetic {:?} weights ({})",
         src.size() as f64 / 1e9,
-        o.dtype
+        o.dtype,
+        src.weights_file()
     ));
     let t0 = now_ms();
-    let index = TensorIndex::open(&src, None).await?;
+    let index = TensorIndex::open(&src, Some(src.weights_file())).await?;
+    // GGUF names map to `model.`; Qwen3-VL safetensors nest the text tower one level deeper.
+    let prefix =
+        if index.contains("model.language_model.embed_tokens.weight") { "model.language_model." } else { "model." };
     let mut report = |_: &crate::models::layers::LoadProgress| {};
     let mut loader = Loader {
         gpu,
@@ -343,7 +451,7 @@ pub async fn run(gpu: &Gpu, o: &BenchOptions, progress: &mut dyn FnMut(&str)) ->
         bytes_done: 0,
         bytes_total: src.size(),
         progress: &mut report,
-        quantize: o.dtype.is_quantized().then_some(o.dtype),
+        quantize: None,
     };
     let model = TextModel::load(&mut loader, &cfg.text, prefix).await?;
     gpu.check()?;
@@ -432,6 +540,27 @@ mod tests {
         assert!((src.size() as f64 / 1e9 - 3.44).abs() < 0.05, "{}", src.size());
         let t = pollster::block_on(index.read(&src, "model.language_model.norm.weight")).unwrap();
         assert!(t.to_f32().iter().all(|v| v.is_finite() && v.abs() < 0.02 && v.abs() >= 0.0078));
+    }
+
+    /// Quantized synthetic checkpoints are GGUF files the real parser reads back, every name
+    /// mapping to the tensor the model asks for, with finite values.
+    #[test]
+    fn synthetic_k_quant_gguf_round_trips() {
+        for (dtype, shape) in
+            [(DType::Q4_K, "qwen3-vl-2b"), (DType::Q6_K, "qwen2-vl-2b"), (DType::Q4_0, "qwen2.5-vl-3b")]
+        {
+            let config = preset_config(shape).unwrap();
+            let src = SyntheticSource::new(&config, dtype).unwrap();
+            let index = pollster::block_on(TensorIndex::open(&src, Some(src.weights_file()))).unwrap();
+            let cfg = hf_config::parse(&serde_json::to_vec(&config).unwrap()).unwrap();
+            for name in TextModel::tensor_names(&cfg.text, "model.") {
+                assert!(index.contains(&name), "{dtype:?} {shape}: {name} missing");
+            }
+            let t = pollster::block_on(index.read(&src, "model.layers.3.mlp.down_proj.weight")).unwrap();
+            assert_eq!(t.dtype, dtype);
+            let v = t.to_f32();
+            assert!(v.iter().all(|x| x.is_finite()) && v.iter().any(|x| *x != 0.0));
+        }
     }
 
     #[test]

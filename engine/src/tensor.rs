@@ -4,8 +4,9 @@
 
 use crate::error::LoadError;
 
-/// Storage type of a weight tensor.
+/// Storage type of a weight tensor (quantized names as in ggml).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[allow(non_camel_case_types)]
 pub enum DType {
     F32,
     F16,
@@ -14,7 +15,14 @@ pub enum DType {
     Q8_0,
     /// ggml Q4_0 (32 values: f16 scale, 16 bytes of nibbles), repacked to 20 bytes per block.
     Q4_0,
+    /// ggml Q4_K (256 values in ggml's 144-byte block, already word-aligned).
+    Q4_K,
+    /// ggml Q6_K (256 values), repacked from 210 to 212 bytes per block (scale first).
+    Q6_K,
 }
+
+/// Values per K-quant super-block.
+pub const QK_K: usize = 256;
 
 /// Values per quantization block of the legacy ggml types.
 pub const QK: usize = 32;
@@ -25,7 +33,16 @@ impl DType {
         match self {
             DType::F32 => 4,
             DType::F16 | DType::BF16 => 2,
-            DType::Q8_0 | DType::Q4_0 => 0,
+            DType::Q8_0 | DType::Q4_0 | DType::Q4_K | DType::Q6_K => 0,
+        }
+    }
+
+    /// Values per block (1 for the plain types).
+    pub fn block_len(self) -> usize {
+        match self {
+            DType::Q8_0 | DType::Q4_0 => QK,
+            DType::Q4_K | DType::Q6_K => QK_K,
+            _ => 1,
         }
     }
 
@@ -34,12 +51,14 @@ impl DType {
         match self {
             DType::Q8_0 => cols / QK * 36,
             DType::Q4_0 => cols / QK * 20,
+            DType::Q4_K => cols / QK_K * 144,
+            DType::Q6_K => cols / QK_K * 212,
             d => cols * d.size_bytes(),
         }
     }
 
     pub fn is_quantized(self) -> bool {
-        matches!(self, DType::Q8_0 | DType::Q4_0)
+        matches!(self, DType::Q8_0 | DType::Q4_0 | DType::Q4_K | DType::Q6_K)
     }
 
     /// The safetensors name of the type (`"F32"`, `"F16"`, `"BF16"`).
@@ -60,6 +79,8 @@ impl DType {
             "bf16" => Some(DType::BF16),
             "q8_0" => Some(DType::Q8_0),
             "q4_0" => Some(DType::Q4_0),
+            "q4_k" => Some(DType::Q4_K),
+            "q6_k" => Some(DType::Q6_K),
             _ => None,
         }
     }
@@ -107,6 +128,8 @@ impl HostTensor {
                     lo.chain(hi).collect::<Vec<_>>()
                 })
                 .collect(),
+            DType::Q4_K => self.data.chunks_exact(144).flat_map(dequantize_q4_k).collect(),
+            DType::Q6_K => self.data.chunks_exact(212).flat_map(dequantize_q6_k).collect(),
         }
     }
 
@@ -127,7 +150,7 @@ impl HostTensor {
     /// The last dimension must be a multiple of [`QK`].
     pub fn quantize(&self, to: DType) -> Result<HostTensor, LoadError> {
         let cols = *self.shape.last().unwrap_or(&0);
-        if !to.is_quantized() || cols % QK != 0 || self.dtype.is_quantized() {
+        if !matches!(to, DType::Q8_0 | DType::Q4_0) || cols % QK != 0 || self.dtype.is_quantized() {
             return Err(LoadError::DType {
                 tensor: self.name.clone(),
                 dtype: format!("{:?} to {to:?} with rows of {cols}", self.dtype),
@@ -161,6 +184,51 @@ impl HostTensor {
     }
 }
 
+/// One Q4_K block (ggml layout) to its 256 values (`dequantize_row_q4_K`).
+pub fn dequantize_q4_k(b: &[u8]) -> Vec<f32> {
+    let d = half::f16::from_le_bytes([b[0], b[1]]).to_f32();
+    let dmin = half::f16::from_le_bytes([b[2], b[3]]).to_f32();
+    let q = &b[4..16];
+    let scale_min = |j: usize| -> (f32, f32) {
+        if j < 4 {
+            ((q[j] & 63) as f32, (q[j + 4] & 63) as f32)
+        } else {
+            (((q[j + 4] & 15) | ((q[j - 4] >> 6) << 4)) as f32, ((q[j + 4] >> 4) | ((q[j] >> 6) << 4)) as f32)
+        }
+    };
+    let qs = &b[16..144];
+    let mut y = Vec::with_capacity(256);
+    for c in 0..4 {
+        let (s1, m1) = scale_min(2 * c);
+        let (s2, m2) = scale_min(2 * c + 1);
+        y.extend(qs[32 * c..32 * c + 32].iter().map(|v| d * s1 * (v & 15) as f32 - dmin * m1));
+        y.extend(qs[32 * c..32 * c + 32].iter().map(|v| d * s2 * (v >> 4) as f32 - dmin * m2));
+    }
+    y
+}
+
+/// One Q6_K block (the engine's 212-byte layout: d, ql, qh, scales) to its 256 values
+/// (`dequantize_row_q6_K`).
+pub fn dequantize_q6_k(b: &[u8]) -> Vec<f32> {
+    let d = half::f16::from_le_bytes([b[0], b[1]]).to_f32();
+    let (ql, qh, sc) = (&b[4..132], &b[132..196], &b[196..212]);
+    let mut y = vec![0f32; 256];
+    for n in 0..2 {
+        let (ql, qh, sc) = (&ql[64 * n..], &qh[32 * n..], &sc[8 * n..]);
+        for l in 0..32 {
+            let is = l / 16;
+            let q1 = ((ql[l] & 15) | ((qh[l] & 3) << 4)) as i32 - 32;
+            let q2 = ((ql[l + 32] & 15) | (((qh[l] >> 2) & 3) << 4)) as i32 - 32;
+            let q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i32 - 32;
+            let q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i32 - 32;
+            for (k, q) in [q1, q2, q3, q4].into_iter().enumerate() {
+                y[128 * n + 32 * k + l] = d * (sc[is + 2 * k] as i8) as f32 * q as f32;
+            }
+        }
+    }
+    y
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +260,24 @@ mod tests {
                     let bound = if clipped { step } else { step * 0.5 } + amax * 8e-3;
                     assert!((a - c).abs() <= bound, "{to:?} block {b}: {a} → {c}");
                 }
+            }
+        }
+    }
+
+    /// Our K-quant dequantizers against the `gguf` package's on random blocks.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn k_quants_dequantize_like_gguf() {
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/kquants");
+        for (name, dtype) in [("q4_k", DType::Q4_K), ("q6_k", DType::Q6_K)] {
+            let raw = std::fs::read(dir.join(format!("{name}.blocks"))).unwrap();
+            let want: Vec<f32> = bytemuck::pod_collect_to_vec(&std::fs::read(dir.join(format!("{name}.f32"))).unwrap());
+            let data = crate::formats::gguf::repack_blocks(dtype, &raw);
+            let t = HostTensor { name: name.into(), dtype, shape: vec![want.len() / QK_K, QK_K], data };
+            let got = t.to_f32();
+            assert_eq!(got.len(), want.len());
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{name} value {i}: {a} vs {b}");
             }
         }
     }

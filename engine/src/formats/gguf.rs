@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use crate::formats::safetensors::{Encoding, TensorEntry};
-use crate::tensor::{DType, QK};
+use crate::tensor::{DType, QK, QK_K};
 
 /// Bounds that keep a hostile header from asking for absurd allocations.
 const MAX_COUNT: u64 = 1 << 24;
@@ -115,13 +115,15 @@ fn ggml_type(t: u32) -> Option<(DType, Encoding)> {
         1 => (DType::F16, Encoding::Raw),
         2 => (DType::Q4_0, Encoding::GgmlBlocks),
         8 => (DType::Q8_0, Encoding::GgmlBlocks),
+        12 => (DType::Q4_K, Encoding::Raw),
+        14 => (DType::Q6_K, Encoding::GgmlBlocks),
         30 => (DType::BF16, Encoding::Raw),
         _ => return None,
     })
 }
 
-const GGML_TYPE_NAMES: [(u32, &str); 8] =
-    [(10, "Q2_K"), (11, "Q3_K"), (12, "Q4_K"), (13, "Q5_K"), (14, "Q6_K"), (3, "Q4_1"), (6, "Q5_0"), (7, "Q5_1")];
+const GGML_TYPE_NAMES: [(u32, &str); 6] =
+    [(10, "Q2_K"), (11, "Q3_K"), (13, "Q5_K"), (3, "Q4_1"), (6, "Q5_0"), (7, "Q5_1")];
 
 /// Parses the header of `file` from its first `bytes`; [`ParseError::NeedMore`] asks for a
 /// longer prefix. `file_size`, when known, bounds every tensor.
@@ -176,13 +178,15 @@ pub fn parse(file: &str, bytes: &[u8], file_size: Option<u64>) -> Result<Header,
             .iter()
             .try_fold(1u64, |a, &d| a.checked_mul(d))
             .ok_or_else(|| ParseError::Bad(format!("tensor {name}: size overflows")))?;
-        let len = match (dtype, encoding) {
-            (DType::Q8_0, _) | (DType::Q4_0, _) if ne[0] % QK as u64 != 0 => {
-                return Err(ParseError::Bad(format!("tensor {name}: rows of {} are not whole blocks", ne[0])))
-            }
-            (DType::Q8_0, _) => numel / QK as u64 * 34,
-            (DType::Q4_0, _) => numel / QK as u64 * 18,
-            (d, _) => numel * d.size_bytes() as u64,
+        if ne[0] % dtype.block_len() as u64 != 0 {
+            return Err(ParseError::Bad(format!("tensor {name}: rows of {} are not whole blocks", ne[0])));
+        }
+        let len = match dtype {
+            DType::Q8_0 => numel / QK as u64 * 34,
+            DType::Q4_0 => numel / QK as u64 * 18,
+            DType::Q4_K => numel / QK_K as u64 * 144,
+            DType::Q6_K => numel / QK_K as u64 * 210,
+            d => numel * d.size_bytes() as u64,
         };
         if offset % alignment != 0 {
             return Err(ParseError::Bad(format!("tensor {name}: offset {offset} is not aligned to {alignment}")));
@@ -201,9 +205,19 @@ pub fn parse(file: &str, bytes: &[u8], file_size: Option<u64>) -> Result<Header,
     Ok(Header { version, metadata, tensors })
 }
 
-/// Re-lays a tensor's ggml blocks (34-byte Q8_0, 18-byte Q4_0) into the engine's aligned
-/// blocks (36 and 20 bytes: the f16 scale padded to a word).
+/// Re-lays a tensor's ggml blocks into the engine's word-aligned ones: Q8_0 and Q4_0 (34 and
+/// 18 bytes) get their f16 scale padded to a word (36, 20); Q6_K (210 bytes, scale last) gets
+/// it moved to the front and padded (212).
 pub fn repack_blocks(dtype: DType, data: &[u8]) -> Vec<u8> {
+    if dtype == DType::Q6_K {
+        let mut out = Vec::with_capacity(data.len() / 210 * 212);
+        for block in data.chunks_exact(210) {
+            out.extend_from_slice(&block[208..210]);
+            out.extend_from_slice(&[0, 0]);
+            out.extend_from_slice(&block[..208]);
+        }
+        return out;
+    }
     let (from, to) = match dtype {
         DType::Q8_0 => (34, 36),
         DType::Q4_0 => (18, 20),

@@ -46,7 +46,8 @@ mod tests {
     async fn check(vocab: usize, dim: usize, split: usize, dtype: DType) {
         let g = gpu().await;
         let table = random(vocab * dim, 11);
-        let (_, eff) = encode_weights(&table, dtype);
+        let (bytes, eff) = encode_weights(&table, dtype);
+        let row_bytes = dtype.row_bytes(dim);
         let ids: Vec<u32> = vec![0, (vocab - 1) as u32, 3, split as u32, (split - 1) as u32];
         let want = cpu::embedding::embedding(&eff, &ids, dim);
         let idb = g.upload("ids", bytemuck::cast_slice(&ids)).unwrap();
@@ -54,8 +55,7 @@ mod tests {
         let mut rec = g.recorder();
         let mut keep = Vec::new();
         for (start, rows) in [(0, split), (split, vocab - split)] {
-            let (bytes, _) = encode_weights(&table[start * dim..(start + rows) * dim], dtype);
-            let tb = g.upload("table", &bytes).unwrap();
+            let tb = g.upload("table", &bytes[start * row_bytes..(start + rows) * row_bytes]).unwrap();
             embedding(&mut rec, &idb, ids.len() as u32, &tb, dtype, start as u32, rows as u32, dim as u32, &yb)
                 .unwrap();
             keep.push(tb);
@@ -70,4 +70,6 @@ mod tests {
     gpu_test!(embedding_bf16_sharded, check(40, 64, 10, DType::BF16));
     gpu_test!(embedding_q8_0_sharded, check(30, 96, 7, DType::Q8_0));
     gpu_test!(embedding_q4_0_sharded, check(30, 64, 13, DType::Q4_0));
+    gpu_test!(embedding_q4_k_sharded, check(12, 256, 5, DType::Q4_K));
+    gpu_test!(embedding_q6_k_sharded, check(12, 512, 7, DType::Q6_K));
 }

@@ -130,6 +130,10 @@ mod tests {
     gpu_test!(matvec8_q4_0, check(2, 45, 2048, DType::Q4_0, false, 13));
     gpu_test!(matmul_q8_0, check(17, 40, 96, DType::Q8_0, true, 14));
     gpu_test!(matmul_q4_0, check(70, 33, 160, DType::Q4_0, false, 15));
+    gpu_test!(matvec8_q4_k, check(1, 21, 512, DType::Q4_K, true, 16));
+    gpu_test!(matvec8_q6_k, check(3, 17, 256, DType::Q6_K, false, 17));
+    gpu_test!(matmul_q4_k, check(20, 36, 256, DType::Q4_K, false, 18));
+    gpu_test!(matmul_q6_k, check(9, 70, 512, DType::Q6_K, true, 19));
     gpu_test!(matvec8_accumulate, check_acc(1, 40, 64, DType::F16, true, 10, true));
     gpu_test!(matmul_accumulate, check_acc(33, 70, 24, DType::F32, false, 11, true));
 }

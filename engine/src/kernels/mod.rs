@@ -56,6 +56,8 @@ fn weights_source(d: DType) -> &'static str {
         DType::BF16 => include_str!("weights_bf16.wgsl"),
         DType::Q8_0 => include_str!("weights_q8_0.wgsl"),
         DType::Q4_0 => include_str!("weights_q4_0.wgsl"),
+        DType::Q4_K => include_str!("weights_q4_k.wgsl"),
+        DType::Q6_K => include_str!("weights_q6_k.wgsl"),
     }
 }
 

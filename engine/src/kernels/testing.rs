@@ -41,8 +41,8 @@ pub fn random(n: usize, seed: u64) -> Vec<f32> {
     (0..n).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect()
 }
 
-/// The bytes of `w` stored as `dtype` (quantized types: `w.len()` a multiple of 32), and the
-/// values those bytes hold (what the GPU sees).
+/// The bytes of `w` stored as `dtype` (quantized types: `w.len()` a multiple of the block), and
+/// the values those bytes hold (what the GPU sees). K-quants get random blocks instead of `w`.
 pub fn encode_weights(w: &[f32], dtype: DType) -> (Vec<u8>, Vec<f32>) {
     match dtype {
         DType::F32 => (bytemuck::cast_slice(w).to_vec(), w.to_vec()),
@@ -64,6 +64,24 @@ pub fn encode_weights(w: &[f32], dtype: DType) -> (Vec<u8>, Vec<f32>) {
             let q = t.quantize(dtype).expect("rows of whole blocks");
             let eff = q.to_f32();
             (q.data, eff)
+        }
+        DType::Q4_K | DType::Q6_K => {
+            // No K-quant quantizer here: random blocks (in the engine's layout) with small f16
+            // scales, seeded by the size; the reference multiplies what they decode to.
+            let n_blocks = w.len() / crate::tensor::QK_K;
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(w.len() as u64);
+            let (size, scales): (usize, &[usize]) = if dtype == DType::Q4_K { (144, &[0, 2]) } else { (212, &[0]) };
+            let mut data: Vec<u8> = (0..n_blocks * size).map(|_| rng.random::<u8>()).collect();
+            for b in 0..n_blocks {
+                for &o in scales {
+                    let d = half::f16::from_f32(rng.random::<f32>() * 0.01 + 1e-3).to_le_bytes();
+                    data[b * size + o..b * size + o + 2].copy_from_slice(&d);
+                }
+            }
+            let t =
+                crate::tensor::HostTensor { name: "w".into(), dtype, shape: vec![n_blocks, crate::tensor::QK_K], data };
+            let eff = t.to_f32();
+            (t.data, eff)
         }
     }
 }
