@@ -200,6 +200,8 @@ impl AppState {
         let params = SamplingParams {
             temperature: s.temperature.unwrap_or(defaults.temperature),
             max_new_tokens: s.max_new_tokens,
+            // A fresh seed per turn: the same question may get another sampled answer.
+            seed: (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64,
             ..defaults
         };
         match self.send(|id| Request::Chat { id, messages, params: Some(params) }) {

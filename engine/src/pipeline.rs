@@ -191,6 +191,16 @@ impl ChatModel {
             max_new_tokens: params.max_new_tokens.min(capacity - prompt.len()),
             ignore_eos: params.ignore_eos,
         };
+        if stop_rules.max_new_tokens == 0 {
+            return Ok(GenerationSummary {
+                prompt_tokens: prompt.len(),
+                generated_tokens: 0,
+                prefill_ms,
+                decode_tokens_per_s: 0.0,
+                stop: StopReason::Length,
+                text: String::new(),
+            });
+        }
         let mut sampler = Sampler::new(params.clone());
         let mut history = prompt.to_vec();
         let mut stream = TextStream::default();

@@ -168,6 +168,9 @@ fn context_overflow_is_an_error() {
         let params = SamplingParams { max_new_tokens: 50, ignore_eos: true, ..Default::default() };
         let s = model.generate(&mut session, &[1, 2, 3], &params, &mut |_| true).await.unwrap();
         assert_eq!(s.generated_tokens, 16 - 3, "generation stops at the context end");
+        let none = SamplingParams { max_new_tokens: 0, ..params };
+        let s = model.generate(&mut session, &[1, 2, 3], &none, &mut |_| panic!("no token asked for")).await.unwrap();
+        assert_eq!(s.generated_tokens, 0);
     });
 }
 
