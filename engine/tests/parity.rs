@@ -238,11 +238,11 @@ fn rewritten_fixture(
     dir
 }
 
-fn first_step_logits(dir: &std::path::Path) -> (Vec<u32>, Vec<(u32, f32)>) {
+/// The first four greedy ids for the fixtures' first prompt, and the first step's top five.
+fn first_step_logits(dir: &std::path::Path, options: LoadOptions) -> (Vec<u32>, Vec<(u32, f32)>) {
     pollster::block_on(async {
         let gpu = Gpu::new().await.unwrap();
-        let model =
-            ChatModel::load(gpu, &DirSource(dir.to_path_buf()), LoadOptions::default(), &mut |_| {}).await.unwrap();
+        let model = ChatModel::load(gpu, &DirSource(dir.to_path_buf()), options, &mut |_| {}).await.unwrap();
         let (_, ids) = model.prompt(&[Message::text(Role::User, "Hello! How are you today?")]).unwrap();
         let mut session = model.new_session().unwrap();
         let params = SamplingParams { max_new_tokens: 4, ignore_eos: true, ..Default::default() };
@@ -282,7 +282,7 @@ fn half_precision_checkpoints_load() {
                 .collect();
             vec![("model.safetensors".to_string(), FileContent::Safetensors(content))]
         });
-        let (_, top) = first_step_logits(&dir);
+        let (_, top) = first_step_logits(&dir, LoadOptions::default());
         // Rounding every weight to 8 (bf16) or 11 (f16) mantissa bits moves logits a little.
         let tol = if dtype == "BF16" { 0.1 } else { 0.02 };
         for ((gi, gl), (wi, wl)) in top.iter().zip(want).take(1) {
@@ -300,25 +300,8 @@ fn quantized_on_load_stays_close() {
     let reference = reference("qwen3_vl");
     let want = &reference.cases[0].top5[0];
     for (q, tol) in [(qwglm_engine::tensor::DType::Q8_0, 0.01), (qwglm_engine::tensor::DType::Q4_0, 0.4)] {
-        let top = pollster::block_on(async {
-            let gpu = Gpu::new().await.unwrap();
-            let options = LoadOptions { quantize: Some(q), ..Default::default() };
-            let model = ChatModel::load(gpu, &DirSource(fixture("qwen3_vl")), options, &mut |_| {}).await.unwrap();
-            let (_, ids) = model.prompt(&[Message::text(Role::User, &reference.cases[0].prompt)]).unwrap();
-            let mut session = model.new_session().unwrap();
-            let params = SamplingParams { max_new_tokens: 1, ignore_eos: true, ..Default::default() };
-            let mut top = Vec::new();
-            model
-                .generate(&mut session, &ids, &params, &mut |e| {
-                    if top.is_empty() {
-                        top = e.top.clone();
-                    }
-                    true
-                })
-                .await
-                .unwrap();
-            top
-        });
+        let options = LoadOptions { quantize: Some(q), ..Default::default() };
+        let (_, top) = first_step_logits(&fixture("qwen3_vl"), options);
         // The f32 reference's top logits, looked up in the quantized model's top five.
         let (wi, wl) = want[0];
         let got = top.iter().find(|(i, _)| *i == wi).map(|t| t.1);
@@ -348,7 +331,7 @@ fn sharded_checkpoint_loads() {
         ]
     });
     let reference = reference("qwen2_5_vl");
-    let (ids, _) = first_step_logits(&dir);
+    let (ids, _) = first_step_logits(&dir, LoadOptions::default());
     assert_eq!(ids, reference.cases[0].greedy_ids[..4]);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -395,25 +378,8 @@ fn gguf_quant_blocks_match_our_quantizer() {
 fn gguf_mixed_types_run_close_to_f32() {
     let reference = reference("qwen2_vl");
     let (wi, wl) = reference.cases[0].top5[0][0];
-    let top = pollster::block_on(async {
-        let gpu = Gpu::new().await.unwrap();
-        let options = LoadOptions { weights: Some("model-mixed.gguf".into()), ..Default::default() };
-        let model = ChatModel::load(gpu, &DirSource(fixture("qwen2_vl")), options, &mut |_| {}).await.unwrap();
-        let (_, ids) = model.prompt(&[Message::text(Role::User, &reference.cases[0].prompt)]).unwrap();
-        let mut session = model.new_session().unwrap();
-        let params = SamplingParams { max_new_tokens: 1, ignore_eos: true, ..Default::default() };
-        let mut top = Vec::new();
-        model
-            .generate(&mut session, &ids, &params, &mut |e| {
-                if top.is_empty() {
-                    top = e.top.clone();
-                }
-                true
-            })
-            .await
-            .unwrap();
-        top
-    });
+    let options = LoadOptions { weights: Some("model-mixed.gguf".into()), ..Default::default() };
+    let (_, top) = first_step_logits(&fixture("qwen2_vl"), options);
     let got = top.iter().find(|(i, _)| *i == wi).map(|t| t.1).unwrap_or_else(|| panic!("{wi} not in {top:?}"));
     eprintln!("mixed GGUF: top-1 logit {got} vs f32 {wl}");
     assert!((got - wl).abs() < 0.4, "{got} vs {wl}");
