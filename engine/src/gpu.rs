@@ -145,7 +145,7 @@ impl Gpu {
 
     /// Writes `data` at `offset` bytes (both padded to 4 bytes as the queue requires).
     pub fn write(&self, buf: &wgpu::Buffer, offset: u64, data: &[u8]) {
-        if data.len() % 4 == 0 {
+        if data.len().is_multiple_of(4) {
             self.queue.write_buffer(buf, offset, data);
         } else {
             let mut padded = data.to_vec();

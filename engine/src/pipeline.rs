@@ -13,7 +13,7 @@ use crate::generate::{top_k, Sampler, SamplingParams, StopReason, StopRules, Tex
 use crate::gpu::{now_ms, Gpu};
 use crate::load::{ByteSource, GenerationConfig, ModelFiles};
 use crate::models::layers::{LoadProgress, Loader};
-use crate::models::qwen_text::{KvCache, Scratch, TextModel};
+use crate::models::qwen_text::{KvCache, Scratch, Step, TextModel};
 
 /// Load-time choices.
 #[derive(Clone, Debug)]
@@ -248,7 +248,7 @@ impl ChatModel {
     fn step(&self, session: &Session, ids: &[u32], past: usize, logits: bool) -> Result<(), EngineError> {
         let n = ids.len();
         let positions: Vec<i32> = (0..3).flat_map(|_| (0..n).map(move |t| (past + t) as i32)).collect();
-        self.text.forward(&self.gpu, ids, &positions, past, &session.kv, &session.scratch, logits)
+        self.text.forward(&self.gpu, &Step { ids, positions: &positions, past, logits }, &session.kv, &session.scratch)
     }
 
     async fn read_logits(&self, session: &Session, vocab: usize) -> Result<Vec<f32>, EngineError> {

@@ -150,7 +150,7 @@ impl HostTensor {
     /// The last dimension must be a multiple of [`QK`].
     pub fn quantize(&self, to: DType) -> Result<HostTensor, LoadError> {
         let cols = *self.shape.last().unwrap_or(&0);
-        if !matches!(to, DType::Q8_0 | DType::Q4_0) || cols % QK != 0 || self.dtype.is_quantized() {
+        if !matches!(to, DType::Q8_0 | DType::Q4_0) || !cols.is_multiple_of(QK) || self.dtype.is_quantized() {
             return Err(LoadError::DType {
                 tensor: self.name.clone(),
                 dtype: format!("{:?} to {to:?} with rows of {cols}", self.dtype),

@@ -119,7 +119,7 @@ pub fn parse(bytes: &[u8]) -> Result<ModelConfig, LoadError> {
     }
     let heads = raw.num_attention_heads;
     let kv_heads = raw.num_key_value_heads.unwrap_or(heads);
-    if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 || raw.hidden_size == 0 || raw.vocab_size == 0 {
+    if heads == 0 || kv_heads == 0 || !heads.is_multiple_of(kv_heads) || raw.hidden_size == 0 || raw.vocab_size == 0 {
         return Err(LoadError::Config(format!(
             "inconsistent sizes: heads {heads}, kv heads {kv_heads}, hidden {}",
             raw.hidden_size

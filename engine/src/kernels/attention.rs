@@ -60,7 +60,7 @@ pub fn attention(
     kv_heads: u32,
     head_dim: u32,
 ) -> Result<(), EngineError> {
-    if head_dim > MAX_HEAD_DIM || kv_heads == 0 || heads % kv_heads != 0 {
+    if head_dim > MAX_HEAD_DIM || kv_heads == 0 || !heads.is_multiple_of(kv_heads) {
         return Err(EngineError::Op {
             op: "attention".into(),
             message: format!("heads {heads}, kv_heads {kv_heads}, head_dim {head_dim} not supported"),

@@ -59,7 +59,7 @@ pub fn linear(rec: &mut Recorder<'_>, a: Linear<'_>) -> Result<(), EngineError> 
     };
     let bias = a.bias.unwrap_or(a.x);
     let (entry, groups) = if a.m <= MATVEC_MAX_ROWS {
-        let entry = if a.k % 8 == 0 { "matvec8" } else { "matvec" };
+        let entry = if a.k.is_multiple_of(8) { "matvec8" } else { "matvec" };
         (entry, [a.n.div_ceil(MV_ROWS), a.m, 1])
     } else {
         ("matmul", [a.n.div_ceil(TILE), a.m.div_ceil(TILE), 1])

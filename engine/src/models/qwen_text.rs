@@ -46,6 +46,18 @@ pub struct TextModel {
     inv_freq: Vec<f32>,
 }
 
+/// The tokens of one forward step.
+#[derive(Clone, Copy)]
+pub struct Step<'a> {
+    pub ids: &'a [u32],
+    /// `[3, n]`: the T, H and W position rows of M-RoPE.
+    pub positions: &'a [i32],
+    /// Cache position of the first token (tokens already in the cache).
+    pub past: usize,
+    /// Compute the last token's logits.
+    pub logits: bool,
+}
+
 /// Keys and values of every layer for one conversation.
 ///
 /// # Shapes
@@ -242,22 +254,13 @@ impl TextModel {
         })
     }
 
-    /// Runs `ids` (at most `s.max_tokens`) whose first token sits at cache position `past`,
-    /// appending their keys and values to `kv`; with `logits`, the last token's logits land in
-    /// `s.logits`.
+    /// Runs `step.ids` (at most `s.max_tokens`), appending their keys and values to `kv`;
+    /// with `step.logits`, the last token's logits land in `s.logits`.
     ///
     /// # Shapes
     /// `ids` `[n]`; `positions` `[3, n]` (T, H, W rows of M-RoPE) → `s.logits` `[vocab]`.
-    pub fn forward(
-        &self,
-        gpu: &Gpu,
-        ids: &[u32],
-        positions: &[i32],
-        past: usize,
-        kv: &KvCache,
-        s: &Scratch,
-        logits: bool,
-    ) -> Result<(), EngineError> {
+    pub fn forward(&self, gpu: &Gpu, step: &Step<'_>, kv: &KvCache, s: &Scratch) -> Result<(), EngineError> {
+        let Step { ids, positions, past, logits } = *step;
         let n = ids.len();
         if n == 0 || n > s.max_tokens || positions.len() != 3 * n {
             return Err(EngineError::Op {
@@ -305,6 +308,7 @@ impl TextModel {
 impl DecoderLayer {
     /// `x += o_proj(attn(rope(q), rope(k), v))` on `rmsnorm(x)`, then `x += mlp(rmsnorm(x))`;
     /// both residual adds happen in the epilogue of the output projections.
+    #[allow(clippy::too_many_arguments)] // private; the cache halves and sizes of one step
     fn forward(
         &self,
         rec: &mut Recorder<'_>,
