@@ -7,6 +7,7 @@
 use serde::Serialize;
 
 use crate::error::{EngineError, LoadError};
+use crate::formats::gguf;
 use crate::formats::hf_config::{self, TextConfig};
 use crate::gpu::{now_ms, Gpu};
 use crate::kernels::reduce;
@@ -73,35 +74,6 @@ fn ggml_layout(d: DType) -> (u32, u64, &'static [u64]) {
     }
 }
 
-/// llama.cpp's name of a text-tower tensor named as [`TextModel::tensor_names`] names it.
-fn gguf_name(hf: &str) -> String {
-    let rest = hf.trim_start_matches("model.language_model.").trim_start_matches("model.");
-    let simple = [
-        ("embed_tokens.weight", "token_embd.weight"),
-        ("norm.weight", "output_norm.weight"),
-        ("lm_head.weight", "output.weight"),
-    ];
-    if let Some((_, g)) = simple.iter().find(|(h, _)| *h == rest || *h == hf) {
-        return g.to_string();
-    }
-    let (layer, leaf) = rest.trim_start_matches("layers.").split_once('.').unwrap_or(("0", rest));
-    let (stem, kind) = leaf.rsplit_once('.').unwrap_or((leaf, "weight"));
-    let g = match stem {
-        "input_layernorm" => "attn_norm",
-        "post_attention_layernorm" => "ffn_norm",
-        "self_attn.q_proj" => "attn_q",
-        "self_attn.k_proj" => "attn_k",
-        "self_attn.v_proj" => "attn_v",
-        "self_attn.o_proj" => "attn_output",
-        "self_attn.q_norm" => "attn_q_norm",
-        "self_attn.k_norm" => "attn_k_norm",
-        "mlp.gate_proj" => "ffn_gate",
-        "mlp.up_proj" => "ffn_up",
-        _ => "ffn_down",
-    };
-    format!("blk.{layer}.{g}.{kind}")
-}
-
 impl SyntheticSource {
     pub fn new(config: &serde_json::Value, dtype: DType) -> Result<Self, EngineError> {
         let config = serde_json::to_vec(config).map_err(|e| EngineError::Input(e.to_string()))?;
@@ -160,7 +132,7 @@ impl SyntheticSource {
             let (id, block_bytes, _) = ggml_layout(ty);
             let numel = shape.iter().product::<usize>() as u64;
             let bytes = numel / ty.block_len() as u64 * block_bytes;
-            let g = gguf_name(name);
+            let g = gguf::gguf_name(name).ok_or_else(|| EngineError::Input(format!("no GGUF name for {name}")))?;
             h.extend((g.len() as u64).to_le_bytes());
             h.extend(g.as_bytes());
             h.extend((shape.len() as u32).to_le_bytes());

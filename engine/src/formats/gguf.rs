@@ -232,36 +232,54 @@ pub fn repack_blocks(dtype: DType, data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// llama.cpp's names of the text tower's whole-model tensors beside the Hugging Face ones.
+const MODEL_NAMES: [(&str, &str); 3] = [
+    ("token_embd.weight", "model.embed_tokens.weight"),
+    ("output_norm.weight", "model.norm.weight"),
+    ("output.weight", "lm_head.weight"),
+];
+
+/// llama.cpp's names of a layer's tensors (`blk.N.<stem>`) beside the Hugging Face ones
+/// (`model.layers.N.<stem>`).
+const LAYER_NAMES: [(&str, &str); 11] = [
+    ("attn_norm", "input_layernorm"),
+    ("ffn_norm", "post_attention_layernorm"),
+    ("attn_q", "self_attn.q_proj"),
+    ("attn_k", "self_attn.k_proj"),
+    ("attn_v", "self_attn.v_proj"),
+    ("attn_output", "self_attn.o_proj"),
+    ("attn_q_norm", "self_attn.q_norm"),
+    ("attn_k_norm", "self_attn.k_norm"),
+    ("ffn_gate", "mlp.gate_proj"),
+    ("ffn_up", "mlp.up_proj"),
+    ("ffn_down", "mlp.down_proj"),
+];
+
 /// The Hugging Face name of a llama.cpp text-tower tensor (under `model.`), or None for names
 /// the text tower does not use.
 pub fn hf_name(gguf: &str) -> Option<String> {
-    let simple = [
-        ("token_embd.weight", "model.embed_tokens.weight"),
-        ("output_norm.weight", "model.norm.weight"),
-        ("output.weight", "lm_head.weight"),
-    ];
-    if let Some((_, hf)) = simple.iter().find(|(g, _)| *g == gguf) {
+    if let Some((_, hf)) = MODEL_NAMES.iter().find(|(g, _)| *g == gguf) {
         return Some(hf.to_string());
     }
-    let rest = gguf.strip_prefix("blk.")?;
-    let (layer, leaf) = rest.split_once('.')?;
+    let (layer, leaf) = gguf.strip_prefix("blk.")?.split_once('.')?;
     let layer: usize = layer.parse().ok()?;
     let (stem, kind) = leaf.rsplit_once('.')?;
-    let hf = match stem {
-        "attn_norm" => "input_layernorm",
-        "ffn_norm" => "post_attention_layernorm",
-        "attn_q" => "self_attn.q_proj",
-        "attn_k" => "self_attn.k_proj",
-        "attn_v" => "self_attn.v_proj",
-        "attn_output" => "self_attn.o_proj",
-        "attn_q_norm" => "self_attn.q_norm",
-        "attn_k_norm" => "self_attn.k_norm",
-        "ffn_gate" => "mlp.gate_proj",
-        "ffn_up" => "mlp.up_proj",
-        "ffn_down" => "mlp.down_proj",
-        _ => return None,
-    };
+    let (_, hf) = LAYER_NAMES.iter().find(|(g, _)| *g == stem)?;
     Some(format!("model.layers.{layer}.{hf}.{kind}"))
+}
+
+/// llama.cpp's name of a Hugging Face text-tower tensor (under `model.` or Qwen3-VL's
+/// `model.language_model.`), or None for names outside the table.
+pub fn gguf_name(hf: &str) -> Option<String> {
+    let hf = hf.strip_prefix("model.language_model.").map_or_else(|| hf.to_string(), |r| format!("model.{r}"));
+    if let Some((g, _)) = MODEL_NAMES.iter().find(|(_, h)| *h == hf) {
+        return Some(g.to_string());
+    }
+    let (layer, leaf) = hf.strip_prefix("model.layers.")?.split_once('.')?;
+    let layer: usize = layer.parse().ok()?;
+    let (stem, kind) = leaf.rsplit_once('.')?;
+    let (g, _) = LAYER_NAMES.iter().find(|(_, h)| *h == stem)?;
+    Some(format!("blk.{layer}.{g}.{kind}"))
 }
 
 #[cfg(test)]
@@ -321,6 +339,11 @@ mod tests {
         assert_eq!(hf_name("blk.3.attn_k.bias").unwrap(), "model.layers.3.self_attn.k_proj.bias");
         assert_eq!(hf_name("output.weight").unwrap(), "lm_head.weight");
         assert_eq!(hf_name("v.blk.0.attn_q.weight"), None);
+        for g in ["token_embd.weight", "output.weight", "blk.7.attn_k_norm.weight", "blk.0.attn_v.bias"] {
+            assert_eq!(gguf_name(&hf_name(g).unwrap()).unwrap(), g);
+        }
+        assert_eq!(gguf_name("model.language_model.layers.2.mlp.up_proj.weight").unwrap(), "blk.2.ffn_up.weight");
+        assert_eq!(gguf_name("model.visual.blocks.0.attn.qkv.weight"), None);
     }
 
     #[test]
