@@ -200,14 +200,13 @@ impl Gpu {
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
-        let constants: Vec<(&str, f64)> = kernel.constants.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(&key),
             layout: Some(&pipeline_layout),
             module: &module,
             entry_point: Some(kernel.entry),
             compilation_options: wgpu::PipelineCompilationOptions {
-                constants: &constants,
+                constants: &[],
                 zero_initialize_workgroup_memory: false,
             },
             cache: None,
@@ -263,22 +262,25 @@ impl Gpu {
     }
 }
 
-/// One storage binding: a buffer, or a byte range of one.
+/// What a dispatch binds: its pipeline, where its params sit and its storage buffers. Two
+/// steps with equal keys, dispatch by dispatch, can share bind groups.
 #[derive(Clone)]
-pub struct Binding {
-    buffer: wgpu::Buffer,
+struct BindKey {
+    pipeline: Rc<Pipeline>,
+    params_offset: u64,
+    buffers: Vec<wgpu::Buffer>,
 }
 
-impl From<&wgpu::Buffer> for Binding {
-    fn from(b: &wgpu::Buffer) -> Self {
-        Binding { buffer: b.clone() }
+impl PartialEq for BindKey {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.pipeline, &other.pipeline)
+            && self.params_offset == other.params_offset
+            && self.buffers == other.buffers
     }
 }
 
 struct Dispatch {
-    pipeline: Rc<Pipeline>,
-    buffers: Vec<Binding>,
-    params_offset: u64,
+    key: BindKey,
     params_size: u64,
     groups: [u32; 3],
 }
@@ -325,9 +327,11 @@ impl Recorder<'_> {
         let size = std::mem::size_of::<P>().div_ceil(16) * 16;
         self.params.resize(offset + size, 0);
         self.ops.push(Dispatch {
-            pipeline,
-            buffers: buffers.iter().map(|b| Binding::from(*b)).collect(),
-            params_offset: offset as u64,
+            key: BindKey {
+                pipeline,
+                params_offset: offset as u64,
+                buffers: buffers.iter().map(|b| (*b).clone()).collect(),
+            },
             params_size: size as u64,
             groups,
         });
@@ -349,13 +353,8 @@ impl Recorder<'_> {
         }
         let device = &self.gpu.device;
         let same = cache.params.as_ref().is_some_and(|p| p.size() == self.params.len() as u64)
-            && cache.signature.len() == self.ops.len()
-            && cache.signature.iter().zip(&self.ops).all(|(sig, op)| {
-                sig.0 == Rc::as_ptr(&op.pipeline) as usize
-                    && sig.1 == op.params_offset
-                    && sig.2.len() == op.buffers.len()
-                    && sig.2.iter().zip(&op.buffers).all(|(a, b)| *a == b.buffer)
-            });
+            && cache.keys.len() == self.ops.len()
+            && cache.keys.iter().zip(&self.ops).all(|(k, op)| *k == op.key);
         if !same {
             let params = device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("params"),
@@ -367,39 +366,26 @@ impl Recorder<'_> {
                 .ops
                 .iter()
                 .map(|op| {
+                    let k = &op.key;
                     let mut entries = vec![wgpu::BindGroupEntry {
                         binding: 0,
                         resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                             buffer: &params,
-                            offset: op.params_offset,
+                            offset: k.params_offset,
                             size: wgpu::BufferSize::new(op.params_size),
                         }),
                     }];
-                    for (i, b) in op.buffers.iter().enumerate() {
-                        entries.push(wgpu::BindGroupEntry {
-                            binding: i as u32 + 1,
-                            resource: b.buffer.as_entire_binding(),
-                        });
+                    for (i, b) in k.buffers.iter().enumerate() {
+                        entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() });
                     }
                     device.create_bind_group(&wgpu::BindGroupDescriptor {
-                        label: Some(&op.pipeline.label),
-                        layout: &op.pipeline.layout,
+                        label: Some(&k.pipeline.label),
+                        layout: &k.pipeline.layout,
                         entries: &entries,
                     })
                 })
                 .collect();
-            cache.signature = self
-                .ops
-                .iter()
-                .map(|op| {
-                    (
-                        Rc::as_ptr(&op.pipeline) as usize,
-                        op.params_offset,
-                        op.buffers.iter().map(|b| b.buffer.clone()).collect(),
-                    )
-                })
-                .collect();
-            cache.pipelines = self.ops.iter().map(|op| op.pipeline.clone()).collect();
+            cache.keys = self.ops.iter().map(|op| op.key.clone()).collect();
             cache.params = Some(params);
         }
         let Some(params) = cache.params.as_ref() else { return Ok(()) };
@@ -409,7 +395,7 @@ impl Recorder<'_> {
             let mut pass =
                 enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("step"), timestamp_writes: None });
             for (op, bg) in self.ops.iter().zip(&cache.groups) {
-                pass.set_pipeline(&op.pipeline.pipeline);
+                pass.set_pipeline(&op.key.pipeline.pipeline);
                 pass.set_bind_group(0, bg, &[]);
                 pass.dispatch_workgroups(op.groups[0], op.groups[1], op.groups[2]);
             }
@@ -422,10 +408,8 @@ impl Recorder<'_> {
 /// Bind groups and params buffer of the last submitted step, for reuse by the next one.
 #[derive(Default)]
 pub struct StepCache {
-    /// Per dispatch: pipeline identity, params offset, bound buffers.
-    signature: Vec<(usize, u64, Vec<wgpu::Buffer>)>,
-    /// Keeps the pipelines alive so their addresses stay unique while cached.
-    pipelines: Vec<Rc<Pipeline>>,
+    /// What each dispatch of that step bound (holding its pipeline keeps the pointer unique).
+    keys: Vec<BindKey>,
     params: Option<wgpu::Buffer>,
     groups: Vec<wgpu::BindGroup>,
 }

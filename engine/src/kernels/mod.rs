@@ -1,7 +1,8 @@
-//! WGSL kernels: one `.wgsl` file per family, included once here, specialised by prepending a
-//! weight-storage file (`weights_{f32,f16,bf16}.wgsl`) where a kernel reads weights, and by
-//! `override` constants. Each family has a thin launcher module and a plain-Rust reference in
-//! `crate::cpu` with the same name; the tests at the bottom of each launcher run both.
+//! WGSL kernels: one `.wgsl` file per family (a shared header first where entry points need
+//! separate modules), included once here, specialised by prepending a weight-storage file
+//! (`weights_<type>.wgsl`) where a kernel reads weights. Each family has a thin launcher module
+//! and a plain-Rust reference in `crate::cpu` with the same name; the tests at the bottom of
+//! each launcher run both.
 
 pub mod attention;
 pub mod elementwise;
@@ -70,12 +71,11 @@ pub struct Kernel {
     pub bindings: &'static [bool],
     /// Storage type of the `w` binding, for kernels that read weights.
     pub weights: Option<DType>,
-    pub constants: Vec<(String, f64)>,
 }
 
 impl Kernel {
     pub fn new(family: Family, entry: &'static str, bindings: &'static [bool]) -> Self {
-        Kernel { family, entry, bindings, weights: None, constants: Vec::new() }
+        Kernel { family, entry, bindings, weights: None }
     }
 
     pub fn with_weights(mut self, d: DType) -> Self {
@@ -87,9 +87,6 @@ impl Kernel {
         let mut k = format!("{:?}::{}", self.family, self.entry);
         if let Some(d) = self.weights {
             k.push_str(&format!("<{d:?}>"));
-        }
-        for (name, v) in &self.constants {
-            k.push_str(&format!(",{name}={v}"));
         }
         k
     }
