@@ -13,7 +13,7 @@ use crate::gpu::{now_ms, Gpu};
 use crate::kernels::reduce;
 use crate::load::{ByteSource, TensorIndex};
 use crate::models::layers::Loader;
-use crate::models::qwen_text::{Step, TextModel};
+use crate::models::qwen_text::{text_positions, Step, TextModel};
 use crate::tensor::DType;
 
 /// Published shapes of the supported text towers (MODELS.md §1), as Hub-style config.json.
@@ -438,8 +438,7 @@ pub async fn run(gpu: &Gpu, o: &BenchOptions, progress: &mut dyn FnMut(&str)) ->
     let scratch = model.new_scratch(gpu, o.prefill_chunk)?;
     let vocab = cfg.text.vocab_size;
     let step = |ids: &[u32], past: usize, logits: bool| -> Result<(), EngineError> {
-        let n = ids.len();
-        let positions: Vec<i32> = (0..3).flat_map(|_| (0..n).map(move |t| (past + t) as i32)).collect();
+        let positions = text_positions(past, ids.len());
         model.forward(gpu, &Step { ids, positions: &positions, past, logits }, &kv, &scratch)
     };
 

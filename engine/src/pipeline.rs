@@ -13,7 +13,7 @@ use crate::generate::{top_k, Sampler, SamplingParams, StopReason, StopRules, Tex
 use crate::gpu::{now_ms, Gpu};
 use crate::load::{ByteSource, GenerationConfig, ModelFiles};
 use crate::models::layers::{LoadProgress, Loader};
-use crate::models::qwen_text::{KvCache, Scratch, Step, TextModel};
+use crate::models::qwen_text::{text_positions, KvCache, Scratch, Step, TextModel};
 
 /// Load-time choices.
 #[derive(Clone, Debug)]
@@ -175,12 +175,7 @@ impl ChatModel {
         let chunk = session.scratch.max_tokens;
         while pos < prompt.len() {
             let end = (pos + chunk).min(prompt.len());
-            let result = self.step(session, &prompt[pos..end], pos, end == prompt.len());
-            if let Err(e) = result {
-                session.cached.clear();
-                return Err(e);
-            }
-            session.cached.extend_from_slice(&prompt[pos..end]);
+            self.append(session, &prompt[pos..end], end == prompt.len())?;
             pos = end;
         }
         let mut logits = self.read_logits(session, vocab).await?;
@@ -221,12 +216,7 @@ impl ChatModel {
             if !keep_going {
                 break StopReason::Cancelled;
             }
-            let p = session.cached.len();
-            if let Err(e) = self.step(session, &[id], p, true) {
-                session.cached.clear();
-                return Err(e);
-            }
-            session.cached.push(id);
+            self.append(session, &[id], true)?;
             logits = self.read_logits(session, vocab).await?;
         };
         if let Some(rest) = stream.finish(&self.tokenizer)? {
@@ -244,11 +234,18 @@ impl ChatModel {
         })
     }
 
-    /// Text-only M-RoPE positions: T = H = W = cache position.
-    fn step(&self, session: &Session, ids: &[u32], past: usize, logits: bool) -> Result<(), EngineError> {
-        let n = ids.len();
-        let positions: Vec<i32> = (0..3).flat_map(|_| (0..n).map(move |t| (past + t) as i32)).collect();
-        self.text.forward(&self.gpu, &Step { ids, positions: &positions, past, logits }, &session.kv, &session.scratch)
+    /// Runs `ids` after what the session's cache holds and records them there; on failure the
+    /// cache is marked empty, so the next turn prefills from scratch.
+    fn append(&self, session: &mut Session, ids: &[u32], logits: bool) -> Result<(), EngineError> {
+        let past = session.cached.len();
+        let positions = text_positions(past, ids.len());
+        let step = Step { ids, positions: &positions, past, logits };
+        if let Err(e) = self.text.forward(&self.gpu, &step, &session.kv, &session.scratch) {
+            session.cached.clear();
+            return Err(e);
+        }
+        session.cached.extend_from_slice(ids);
+        Ok(())
     }
 
     async fn read_logits(&self, session: &Session, vocab: usize) -> Result<Vec<f32>, EngineError> {

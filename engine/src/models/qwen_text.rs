@@ -58,6 +58,12 @@ pub struct Step<'a> {
     pub logits: bool,
 }
 
+/// M-RoPE positions `[3, n]` of `n` text tokens from cache position `past`: for text, the
+/// T, H and W rows are all the token's position (`get_rope_index`).
+pub fn text_positions(past: usize, n: usize) -> Vec<i32> {
+    (0..3).flat_map(|_| (0..n).map(move |t| (past + t) as i32)).collect()
+}
+
 /// Keys and values of every layer for one conversation.
 ///
 /// # Shapes
