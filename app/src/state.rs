@@ -2,7 +2,7 @@
 //! `use_app_state`). The conversation lives here, on the page: a failed or stopped turn never
 //! loses it, and the worker only ever sees copies.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use leptos::prelude::*;
 use qwglm_engine::chat::{Message, Role};
@@ -66,7 +66,7 @@ pub struct AppState {
     worker_started: StoredValue<bool>,
     next_id: StoredValue<u64>,
     /// Which request id is a load, so its Done/Error updates the model status.
-    pending_loads: StoredValue<HashMap<u64, ()>>,
+    pending_loads: StoredValue<HashSet<u64>>,
 }
 
 pub fn use_app_state() -> AppState {
@@ -99,7 +99,7 @@ pub fn provide_app_state() {
         outbox: StoredValue::new(Vec::new()),
         worker_started: StoredValue::new(false),
         next_id: StoredValue::new(1),
-        pending_loads: StoredValue::new(HashMap::new()),
+        pending_loads: StoredValue::new(HashSet::new()),
     };
     provide_context(st);
     if st.webgpu_available {
@@ -172,7 +172,7 @@ impl AppState {
         self.status.set(ModelStatus::Loading { bytes_done: 0, bytes_total: 0, tensor: String::new() });
         if let Some(id) = self.send(|id| Request::Load { id, base_url, max_context }) {
             self.pending_loads.update_value(|m| {
-                m.insert(id, ());
+                m.insert(id);
             });
         }
     }
@@ -269,7 +269,7 @@ impl AppState {
                 }
             }
             Event::Progress { id, bytes_done, bytes_total, tensor } => {
-                if self.pending_loads.with_value(|m| m.contains_key(&id)) {
+                if self.pending_loads.with_value(|m| m.contains(&id)) {
                     self.status.set(ModelStatus::Loading { bytes_done, bytes_total, tensor });
                 }
             }
@@ -279,7 +279,7 @@ impl AppState {
                 }
             }
             Event::Done { id, model, stats } => {
-                if self.pending_loads.with_value(|m| m.contains_key(&id)) {
+                if self.pending_loads.with_value(|m| m.contains(&id)) {
                     self.pending_loads.update_value(|m| {
                         m.remove(&id);
                     });
@@ -294,7 +294,7 @@ impl AppState {
                 }
             }
             Event::Error { id, kind, message } => {
-                if self.pending_loads.with_value(|m| m.contains_key(&id)) {
+                if self.pending_loads.with_value(|m| m.contains(&id)) {
                     self.pending_loads.update_value(|m| {
                         m.remove(&id);
                     });

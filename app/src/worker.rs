@@ -154,17 +154,13 @@ async fn load(state: &Rc<RefCell<State>>, id: u64, base_url: &str, max_context: 
         layers: cfg.num_hidden_layers,
         hidden_size: cfg.hidden_size,
         vocab_size: cfg.vocab_size,
-        max_context: session_capacity(&model, max_context),
+        max_context: model.max_context(),
         defaults: SamplingParams::from_generation_config(&model.generation),
     };
     let mut st = state.borrow_mut();
     st.model = Some(model);
     st.session = Some(session);
     post(&Event::Done { id, model: Some(info), stats: None });
-}
-
-fn session_capacity(model: &ChatModel, asked: usize) -> usize {
-    asked.min(model.text.cfg.max_position_embeddings)
 }
 
 async fn chat(

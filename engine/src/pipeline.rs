@@ -122,6 +122,11 @@ impl ChatModel {
         self.config.family
     }
 
+    /// The KV cache length of a session in tokens: the asked context, capped by the model's.
+    pub fn max_context(&self) -> usize {
+        self.options.max_context
+    }
+
     /// A fresh conversation state sized from the context length.
     pub fn new_session(&self) -> Result<Session, EngineError> {
         Ok(Session {
