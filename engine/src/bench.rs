@@ -366,7 +366,10 @@ pub async fn profile_decode_kernels(
     let us = time_kernel(gpu, &y, 50, &|rec| norm::rms_norm(rec, &x, &wn, &y, 1, h as u32, 1e-6)).await?;
     out.push(("rms_norm".into(), us, (h * 8) as f64 / us / 1e3));
     let cs = gpu.buffer("cos_sin", (hd * 4) as u64)?;
-    let us = time_kernel(gpu, &y, 50, &|rec| rope::rope(rec, &x, &cs, &y, 0, 1, heads, hd as u32)).await?;
+    let us = time_kernel(gpu, &y, 50, &|rec| {
+        rope::rope(rec, &x, rope::Src::packed(heads, hd as u32), &cs, &y, 0, 1, heads, hd as u32)
+    })
+    .await?;
     out.push(("rope q".into(), us, (q * 8) as f64 / us / 1e3));
     let gu = gpu.buffer("gate_up", (2 * inter * 4) as u64)?;
     let us = time_kernel(gpu, &y, 50, &|rec| elementwise::silu_mul(rec, &gu, &y, 1, inter as u32)).await?;

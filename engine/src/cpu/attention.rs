@@ -38,3 +38,33 @@ pub fn attention(
     }
     out
 }
+
+/// Non-causal attention within blocks `cu` over fused rows `qkv` `[tokens, 3, heads, hd]`
+/// → `[tokens, heads, hd]`.
+pub fn attention_blocks(qkv: &[f32], cu: &[u32], heads: usize, hd: usize) -> Vec<f32> {
+    let dim = heads * hd;
+    let tokens = *cu.last().unwrap_or(&0) as usize;
+    let scale = 1.0 / (hd as f64).sqrt();
+    let row = |t: usize, part: usize, h: usize| &qkv[t * 3 * dim + part * dim + h * hd..][..hd];
+    let mut out = vec![0.0; tokens * dim];
+    for w in cu.windows(2) {
+        let (lo, hi) = (w[0] as usize, w[1] as usize);
+        for i in lo..hi {
+            for h in 0..heads {
+                let scores: Vec<f64> = (lo..hi)
+                    .map(|j| {
+                        row(i, 0, h).iter().zip(row(j, 1, h)).map(|(a, b)| *a as f64 * *b as f64).sum::<f64>() * scale
+                    })
+                    .collect();
+                let max = scores.iter().cloned().fold(f64::MIN, f64::max);
+                let exps: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+                let sum: f64 = exps.iter().sum();
+                for d in 0..hd {
+                    let acc: f64 = (lo..hi).map(|j| exps[j - lo] * row(j, 2, h)[d] as f64).sum();
+                    out[(i * heads + h) * hd + d] = (acc / sum) as f32;
+                }
+            }
+        }
+    }
+    out
+}

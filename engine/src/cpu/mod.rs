@@ -4,6 +4,7 @@
 pub mod attention;
 pub mod elementwise;
 pub mod embedding;
+pub mod gather;
 pub mod matmul;
 pub mod norm;
 pub mod reduce;

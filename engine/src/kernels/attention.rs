@@ -1,5 +1,6 @@
-//! Launcher for `attention.wgsl`: causal grouped-query attention over the KV cache, split over
-//! the keys so that decoding one token still fills the GPU, then merged.
+//! Launchers for `attention.wgsl`: causal grouped-query attention over the KV cache, split over
+//! the keys so that decoding one token still fills the GPU, then merged; and for
+//! `attention_blocks.wgsl`: the vision towers' non-causal attention within blocks.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -89,6 +90,93 @@ pub fn attention(
     rec.dispatch(&combine, &params, &[partial, out], [heads, tokens, 1])
 }
 
+/// Queries per workgroup of `attention_blocks` (WGSL `WG`).
+pub const BLOCK_QUERIES: u32 = 64;
+/// Largest head dimension of `attention_blocks` (WGSL `MAX_HEAD_DIM`).
+pub const BLOCK_MAX_HEAD_DIM: u32 = 128;
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub struct BlockParams {
+    pub tokens: u32,
+    pub heads: u32,
+    pub head_dim: u32,
+    pub scale: f32,
+    pub q_offset: u32,
+    pub q_stride: u32,
+    pub k_offset: u32,
+    pub k_stride: u32,
+    pub v_offset: u32,
+    pub v_stride: u32,
+    pub _pad: [u32; 2],
+}
+
+/// Rows of `stride` elements from element `offset`, the heads contiguous in each row.
+#[derive(Clone, Copy)]
+pub struct Rows<'a> {
+    pub buf: &'a wgpu::Buffer,
+    pub offset: u32,
+    pub stride: u32,
+}
+
+/// The `bounds` table of `attention_blocks` for blocks `cu_seqlens` (`[0, n₁, n₁+n₂, …]`):
+/// each query's key range, then each tile's union of them.
+pub fn block_bounds(cu_seqlens: &[u32]) -> Vec<u32> {
+    let tokens = cu_seqlens.last().copied().unwrap_or(0);
+    let mut b = Vec::with_capacity(2 * tokens as usize);
+    for w in cu_seqlens.windows(2) {
+        for _ in w[0]..w[1] {
+            b.extend_from_slice(&[w[0], w[1]]);
+        }
+    }
+    for t in 0..tokens.div_ceil(BLOCK_QUERIES) {
+        let first = (t * BLOCK_QUERIES) as usize;
+        let last = ((t + 1) * BLOCK_QUERIES).min(tokens) as usize - 1;
+        b.extend_from_slice(&[b[2 * first], b[2 * last + 1]]);
+    }
+    b
+}
+
+/// `out[i, h] = softmax(scale · q[i,h] · k[j,h]ᵀ) v[j,h]` over the keys `j` of `i`'s block.
+///
+/// # Shapes
+/// `q`, `k`, `v` rows `[tokens, heads, head_dim]` as their [`Rows`] say; `bounds` from
+/// [`block_bounds`]; `out` `[tokens, heads, head_dim]`, all f32.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_blocks(
+    rec: &mut Recorder<'_>,
+    q: Rows<'_>,
+    k: Rows<'_>,
+    v: Rows<'_>,
+    bounds: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+    tokens: u32,
+    heads: u32,
+    head_dim: u32,
+) -> Result<(), EngineError> {
+    if head_dim > BLOCK_MAX_HEAD_DIM {
+        return Err(EngineError::Op {
+            op: "attention_blocks".into(),
+            message: format!("head_dim {head_dim} above {BLOCK_MAX_HEAD_DIM}"),
+        });
+    }
+    let params = BlockParams {
+        tokens,
+        heads,
+        head_dim,
+        scale: 1.0 / (head_dim as f32).sqrt(),
+        q_offset: q.offset,
+        q_stride: q.stride,
+        k_offset: k.offset,
+        k_stride: k.stride,
+        v_offset: v.offset,
+        v_stride: v.stride,
+        _pad: [0; 2],
+    };
+    let kernel = Kernel::new(Family::AttentionBlocks, "attention_blocks", &[false, false, false, false, true]);
+    rec.dispatch(&kernel, &params, &[q.buf, k.buf, v.buf, bounds, out], [tokens.div_ceil(BLOCK_QUERIES), heads, 1])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +213,43 @@ mod tests {
         rec.submit().unwrap();
         let got = g.read_f32(&ob, 0, q.len()).await.unwrap();
         assert_close(&got, &want, 2e-5, &format!("attention t{tokens} past{past} h{heads}/{kv_heads} d{head_dim}"));
+    }
+
+    /// Blocks over fused `[tokens, 3, heads, head_dim]` rows, as the vision towers call it.
+    async fn check_blocks(blocks: &[u32], heads: usize, head_dim: usize) {
+        let g = gpu().await;
+        let mut cu = vec![0u32];
+        for b in blocks {
+            cu.push(cu.last().unwrap() + b);
+        }
+        let tokens = *cu.last().unwrap() as usize;
+        let dim = heads * head_dim;
+        let qkv: Vec<f32> = random(tokens * 3 * dim, 44).iter().map(|v| v * 2.0).collect();
+        let want = cpu::attention::attention_blocks(&qkv, &cu, heads, head_dim);
+        let xb = g.upload("qkv", bytemuck::cast_slice(&qkv)).unwrap();
+        let bb = g.upload("bounds", bytemuck::cast_slice(&block_bounds(&cu))).unwrap();
+        let ob = g.buffer("out", (tokens * dim * 4) as u64).unwrap();
+        let mut rec = g.recorder();
+        let rows = |i: u32| Rows { buf: &xb, offset: i * dim as u32, stride: 3 * dim as u32 };
+        attention_blocks(&mut rec, rows(0), rows(1), rows(2), &bb, &ob, tokens as u32, heads as u32, head_dim as u32)
+            .unwrap();
+        rec.submit().unwrap();
+        let got = g.read_f32(&ob, 0, tokens * dim).await.unwrap();
+        assert_close(&got, &want, 2e-5, &format!("attention_blocks {blocks:?} h{heads} d{head_dim}"));
+    }
+
+    gpu_test!(attention_blocks_one_image, check_blocks(&[37], 2, 16));
+    gpu_test!(attention_blocks_windows_across_tiles, check_blocks(&[64, 16, 48, 64, 4, 100], 2, 16));
+    gpu_test!(attention_blocks_head_dim_80, check_blocks(&[70, 30], 3, 80));
+    gpu_test!(attention_blocks_head_dim_128, check_blocks(&[20], 1, 128));
+
+    #[test]
+    fn block_bounds_cover_each_tile() {
+        let b = block_bounds(&[0, 60, 70, 200]);
+        assert_eq!(&b[..2], &[0, 60]);
+        assert_eq!(&b[2 * 65..2 * 66], &[60, 70]);
+        // tiles: queries 0..64 see 0..70; 64..128 see 60..200; 128..192 and 192..200 see 70..200.
+        assert_eq!(&b[400..], &[0, 70, 60, 200, 70, 200, 70, 200]);
     }
 
     gpu_test!(attention_prefill_gqa, check(7, 0, 4, 2, 16));

@@ -7,6 +7,8 @@
 pub mod attention;
 pub mod elementwise;
 pub mod embedding;
+pub mod gather;
+pub mod layer_norm;
 pub mod matmul;
 pub mod norm;
 pub mod reduce;
@@ -24,11 +26,15 @@ pub enum Family {
     Matmul,
     Embedding,
     Norm,
+    LayerNorm,
     Rope,
     /// The split-key pass of attention (`attention.wgsl` + `attention_partial.wgsl`).
     AttentionPartial,
     /// The merge of the splits (`attention.wgsl` + `attention_combine.wgsl`).
     AttentionCombine,
+    /// Non-causal attention within blocks (the vision towers).
+    AttentionBlocks,
+    Gather,
     Elementwise,
     Reduce,
 }
@@ -42,9 +48,12 @@ fn family_sources(f: Family) -> &'static [&'static str] {
         Family::Matmul => &[include_str!("matmul.wgsl")],
         Family::Embedding => &[include_str!("embedding.wgsl")],
         Family::Norm => &[include_str!("norm.wgsl")],
+        Family::LayerNorm => &[include_str!("layer_norm.wgsl")],
         Family::Rope => &[include_str!("rope.wgsl")],
         Family::AttentionPartial => &[include_str!("attention.wgsl"), include_str!("attention_partial.wgsl")],
         Family::AttentionCombine => &[include_str!("attention.wgsl"), include_str!("attention_combine.wgsl")],
+        Family::AttentionBlocks => &[include_str!("attention_blocks.wgsl")],
+        Family::Gather => &[include_str!("gather.wgsl")],
         Family::Elementwise => &[include_str!("elementwise.wgsl")],
         Family::Reduce => &[include_str!("reduce.wgsl")],
     }

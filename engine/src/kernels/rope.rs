@@ -14,6 +14,24 @@ pub struct Params {
     pub heads: u32,
     pub head_dim: u32,
     pub dst_offset: u32,
+    pub src_offset: u32,
+    pub src_stride: u32,
+    pub _pad: [u32; 2],
+}
+
+/// Where `rope` reads its input: token rows of `stride` elements from element `offset`, the
+/// heads contiguous at the start of each row.
+#[derive(Clone, Copy, Debug)]
+pub struct Src {
+    pub offset: u32,
+    pub stride: u32,
+}
+
+impl Src {
+    /// A contiguous `[tokens, heads, head_dim]` tensor.
+    pub fn packed(heads: u32, head_dim: u32) -> Self {
+        Src { offset: 0, stride: heads * head_dim }
+    }
 }
 
 /// How rotary frequencies map to the (T, H, W) position rows.
@@ -72,13 +90,31 @@ pub fn rope_table(positions: &[i32], inv_freq: &[f32], layout: MropeLayout) -> V
     table
 }
 
+/// The 2-D rotary table of the vision towers (`Qwen2VLVisionRotaryEmbedding`): for patch
+/// `(h, w)` the angles `[h · f, w · f]` with `f[j] = θ^(−2j / (head_dim / 2))`, j < head_dim / 4,
+/// in the `[2, patches, head_dim / 2]` layout of [`rope_table`].
+pub fn vision_rope_table(hw: &[[i32; 2]], theta: f64, head_dim: usize) -> Vec<f32> {
+    let f = inv_freq(theta, head_dim / 2);
+    let freqs: Vec<f32> = f.iter().chain(&f).copied().collect();
+    let quarter = (head_dim / 4) as u32;
+    let layout = MropeLayout { section: [0, quarter, quarter], interleaved: false };
+    let n = hw.len();
+    let mut positions = vec![0i32; 3 * n];
+    for (i, [h, w]) in hw.iter().enumerate() {
+        positions[n + i] = *h;
+        positions[2 * n + i] = *w;
+    }
+    rope_table(&positions, &freqs, layout)
+}
+
 /// # Shapes
-/// `x` `[tokens, heads, head_dim]` f32 → `y` at element `dst_offset`, same layout;
-/// `cos_sin` `[2, tokens, head_dim / 2]` from [`rope_table`].
+/// `x` rows as `src` says, each `[heads, head_dim]` f32 → `y` `[tokens, heads, head_dim]` from
+/// element `dst_offset`; `cos_sin` `[2, tokens, head_dim / 2]` from [`rope_table`].
 #[allow(clippy::too_many_arguments)]
 pub fn rope(
     rec: &mut Recorder<'_>,
     x: &wgpu::Buffer,
+    src: Src,
     cos_sin: &wgpu::Buffer,
     y: &wgpu::Buffer,
     dst_offset: u32,
@@ -86,7 +122,8 @@ pub fn rope(
     heads: u32,
     head_dim: u32,
 ) -> Result<(), EngineError> {
-    let params = Params { tokens, heads, head_dim, dst_offset };
+    let params =
+        Params { tokens, heads, head_dim, dst_offset, src_offset: src.offset, src_stride: src.stride, _pad: [0; 2] };
     let kernel = Kernel::new(Family::Rope, "rope", &[false, false, true]);
     let n = tokens * heads * head_dim / 2;
     rec.dispatch(&kernel, &params, &[x, cos_sin, y], grid(n.div_ceil(256)))
@@ -110,11 +147,46 @@ mod tests {
         let tb = g.upload("cos_sin", bytemuck::cast_slice(&table)).unwrap();
         let yb = g.buffer("y", ((dst_offset + x.len()) * 4) as u64).unwrap();
         let mut rec = g.recorder();
-        rope(&mut rec, &xb, &tb, &yb, dst_offset as u32, tokens as u32, heads as u32, head_dim as u32).unwrap();
+        let src = Src::packed(heads as u32, head_dim as u32);
+        rope(&mut rec, &xb, src, &tb, &yb, dst_offset as u32, tokens as u32, heads as u32, head_dim as u32).unwrap();
         rec.submit().unwrap();
         let got = g.read_f32(&yb, dst_offset as u64, x.len()).await.unwrap();
         assert_close(&got, &want, 2e-6, &format!("rope {layout:?}"));
     }
+
+    /// The vision towers' 2-D rotary on q read out of fused `[tokens, 3, heads, head_dim]` rows.
+    async fn check_vision(tokens: usize, heads: usize, head_dim: usize) {
+        let g = gpu().await;
+        let dim = heads * head_dim;
+        let qkv = random(tokens * 3 * dim, 33);
+        let hw: Vec<[i32; 2]> = (0..tokens as i32).map(|i| [i / 4, i % 7]).collect();
+        let mut q = Vec::new();
+        let mut positions = vec![0i32; 3 * tokens];
+        for t in 0..tokens {
+            q.extend_from_slice(&qkv[t * 3 * dim..t * 3 * dim + dim]);
+            positions[tokens + t] = hw[t][0];
+            positions[2 * tokens + t] = hw[t][1];
+        }
+        // The reference with the same angles: frequencies j < head_dim/4 on h, the rest on w.
+        let f = inv_freq(10000.0, head_dim / 2);
+        let freqs: Vec<f32> = f.iter().chain(&f).copied().collect();
+        let quarter = (head_dim / 4) as u32;
+        let layout = MropeLayout { section: [0, quarter, quarter], interleaved: false };
+        let want = cpu::rope::rope(&q, &positions, &freqs, tokens, heads, head_dim, layout);
+        let table = vision_rope_table(&hw, 10000.0, head_dim);
+        let xb = g.upload("qkv", bytemuck::cast_slice(&qkv)).unwrap();
+        let tb = g.upload("cos_sin", bytemuck::cast_slice(&table)).unwrap();
+        let yb = g.buffer("q", (tokens * dim * 4) as u64).unwrap();
+        let mut rec = g.recorder();
+        let src = Src { offset: 0, stride: 3 * dim as u32 };
+        rope(&mut rec, &xb, src, &tb, &yb, 0, tokens as u32, heads as u32, head_dim as u32).unwrap();
+        rec.submit().unwrap();
+        let got = g.read_f32(&yb, 0, tokens * dim).await.unwrap();
+        assert_close(&got, &want, 2e-6, "vision rope");
+    }
+
+    gpu_test!(rope_vision_strided, check_vision(9, 2, 16));
+    gpu_test!(rope_vision_head_dim_80, check_vision(5, 3, 80));
 
     gpu_test!(rope_chunked_qwen2, check(5, 3, 16, MropeLayout { section: [2, 3, 3], interleaved: false }, 0));
     gpu_test!(rope_interleaved_qwen3, check(9, 2, 16, MropeLayout { section: [4, 2, 2], interleaved: true }, 12));

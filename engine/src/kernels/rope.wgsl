@@ -10,9 +10,11 @@
 // | binding | name    | shape                                   | access     |
 // |---------|---------|-----------------------------------------|------------|
 // | 0       | p       | Params                                  | uniform    |
-// | 1       | x       | [tokens, heads, head_dim] f32           | read       |
+// | 1       | x       | rows of src_stride from src_offset, each [heads, head_dim] | read |
 // | 2       | cos_sin | [2, tokens, head_dim / 2] f32 (cos, sin) | read       |
-// | 3       | y       | same layout as x, from element dst_offset | read_write |
+// | 3       | y       | [tokens, heads, head_dim] f32 from element dst_offset | read_write |
+//
+// A strided source lets the vision towers rotate q and k straight out of their fused qkv rows.
 //
 // One invocation per (token, head, i < half), 256 per workgroup, flat grid.
 
@@ -21,6 +23,10 @@ struct Params {
     heads: u32,
     head_dim: u32,
     dst_offset: u32,
+    src_offset: u32,
+    src_stride: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -42,8 +48,9 @@ fn rope(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
     let c = cos_sin[t * half + i];
     let s = cos_sin[(p.tokens + t) * half + i];
     let base = th * p.head_dim;
-    let x1 = x[base + i];
-    let x2 = x[base + i + half];
+    let src = p.src_offset + t * p.src_stride + (th % p.heads) * p.head_dim;
+    let x1 = x[src + i];
+    let x2 = x[src + i + half];
     y[p.dst_offset + base + i] = x1 * c - x2 * s;
     y[p.dst_offset + base + i + half] = x2 * c + x1 * s;
 }

@@ -349,8 +349,11 @@ impl DecoderLayer {
             }
             _ => (&s.q, &s.k),
         };
-        rope::rope(rec, q_in, &s.cos_sin, &s.qr, 0, n as u32, heads as u32, hd as u32)?;
-        rope::rope(rec, k_in, &s.cos_sin, k_cache, (past * kv_dim) as u32, n as u32, kv_heads as u32, hd as u32)?;
+        let (q_src, k_src) =
+            (rope::Src::packed(heads as u32, hd as u32), rope::Src::packed(kv_heads as u32, hd as u32));
+        rope::rope(rec, q_in, q_src, &s.cos_sin, &s.qr, 0, n as u32, heads as u32, hd as u32)?;
+        let k_dst = (past * kv_dim) as u32;
+        rope::rope(rec, k_in, k_src, &s.cos_sin, k_cache, k_dst, n as u32, kv_heads as u32, hd as u32)?;
         attention::attention(
             rec,
             &s.qr,
