@@ -219,10 +219,10 @@ async fn run_turn(
     id: u64,
     cancel: &Cell<bool>,
 ) -> Result<TurnStats, EngineError> {
-    let (_, ids) = model.prompt(messages)?;
+    let prompt = model.prompt(messages, &[])?;
     let params = params.unwrap_or_else(|| SamplingParams::from_generation_config(&model.generation));
     let summary = model
-        .generate(session, &ids, &params, &mut |ev| {
+        .generate(session, &prompt, &params, &mut |ev| {
             if !ev.text.is_empty() {
                 post(&Event::Token { id, text: ev.text.clone() });
             }

@@ -10,6 +10,10 @@ use qwglm_engine::load::{ByteSource, DirSource, HttpSource};
 use qwglm_engine::pipeline::{ChatModel, LoadOptions};
 use qwglm_engine::tensor::DType;
 use qwglm_engine::Gpu;
+use qwglm_vision::DecodeLimits;
+
+/// Largest image decoded, in pixels (a 64-megapixel photo), checked from the header.
+const MAX_IMAGE_PIXELS: u64 = 64 << 20;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -56,9 +60,6 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     for img in &a.image {
         std::fs::metadata(img).with_context(|| format!("--image {}", img.display()))?;
-    }
-    if !a.image.is_empty() {
-        bail!("--image: vision not implemented yet (text chat only in this build)");
     }
     if a.model.starts_with("http://") || a.model.starts_with("https://") {
         pollster::block_on(generate(&a, HttpSource::new(&a.model)))
@@ -107,14 +108,21 @@ async fn generate<S: ByteSource>(a: &Args, src: S) -> Result<()> {
     let mut content: Vec<Part> = a.image.iter().map(|_| Part::Image {}).collect();
     content.push(Part::Text { text: a.prompt.clone() });
     messages.push(Message { role: Role::User, content });
-    let (_, ids) = model.prompt(&messages)?;
+    let mut images = Vec::new();
+    for path in &a.image {
+        let bytes = std::fs::read(path).with_context(|| format!("--image {}", path.display()))?;
+        let img = qwglm_vision::decode(&bytes, DecodeLimits { max_pixels: MAX_IMAGE_PIXELS })
+            .with_context(|| format!("--image {}", path.display()))?;
+        images.push(model.prepare_image(&img, None).with_context(|| format!("--image {}", path.display()))?);
+    }
+    let prompt = model.prompt(&messages, &images)?;
 
     let mut session = model.new_session()?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut write_err = None;
     let summary = model
-        .generate(&mut session, &ids, &params, &mut |ev| {
+        .generate(&mut session, &prompt, &params, &mut |ev| {
             let r = if a.json {
                 if ev.id == u32::MAX {
                     // Held-back text flushed at the end belongs to the last token's line.
@@ -142,6 +150,7 @@ async fn generate<S: ByteSource>(a: &Args, src: S) -> Result<()> {
             "prompt_tokens": summary.prompt_tokens,
             "generated_tokens": summary.generated_tokens,
             "prefill_ms": summary.prefill_ms,
+            "vision_ms": summary.vision_ms,
             "decode_tokens_per_s": summary.decode_tokens_per_s,
             "stop": summary.stop,
         });

@@ -442,7 +442,7 @@ pub async fn run(gpu: &Gpu, o: &BenchOptions, progress: &mut dyn FnMut(&str)) ->
     let vocab = cfg.text.vocab_size;
     let step = |ids: &[u32], past: usize, logits: bool| -> Result<(), EngineError> {
         let positions = text_positions(past, ids.len());
-        model.forward(gpu, &Step { ids, positions: &positions, past, logits }, &kv, &scratch)
+        model.forward(gpu, &Step { ids, positions: &positions, past, logits, vision: None }, &kv, &scratch)
     };
 
     let mut prefill = Vec::new();

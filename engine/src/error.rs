@@ -49,4 +49,6 @@ pub enum EngineError {
     ContextFull { tokens: usize, context: usize },
     #[error("{0}")]
     Input(String),
+    #[error(transparent)]
+    Image(#[from] qwglm_vision::VisionError),
 }

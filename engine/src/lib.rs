@@ -13,6 +13,7 @@ pub mod kernels;
 pub mod load;
 pub mod models;
 pub mod pipeline;
+pub mod prompt;
 pub mod tensor;
 
 pub use error::{EngineError, LoadError};

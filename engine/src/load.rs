@@ -379,6 +379,8 @@ pub struct ModelFiles {
     pub tokenizer_json: Vec<u8>,
     pub chat_template: String,
     pub generation: GenerationConfig,
+    /// `preprocessor_config.json`, when the folder has one.
+    pub preprocessor_config: Option<Vec<u8>>,
     pub tensors: TensorIndex,
 }
 
@@ -393,8 +395,9 @@ impl ModelFiles {
                 .map_err(|e| LoadError::Json { file: "generation_config.json".into(), message: e.to_string() })?,
             None => GenerationConfig::default(),
         };
+        let preprocessor_config = read_optional(src, "preprocessor_config.json").await?;
         let tensors = TensorIndex::open(src, weights).await?;
-        Ok(ModelFiles { config, tokenizer_json, chat_template, generation, tensors })
+        Ok(ModelFiles { config, tokenizer_json, chat_template, generation, preprocessor_config, tensors })
     }
 }
 

@@ -6,6 +6,8 @@ use std::rc::Rc;
 
 use serde::Serialize;
 
+use qwglm_vision::{PreprocessConfig, RgbImage};
+
 use crate::chat::{ChatTemplate, Message, Tokenizer};
 use crate::error::{EngineError, LoadError};
 use crate::formats::hf_config::{Family, ModelConfig};
@@ -13,7 +15,9 @@ use crate::generate::{top_k, Sampler, SamplingParams, StopReason, StopRules, Tex
 use crate::gpu::{now_ms, Gpu};
 use crate::load::{ByteSource, GenerationConfig, ModelFiles};
 use crate::models::layers::{LoadProgress, Loader};
-use crate::models::qwen_text::{text_positions, KvCache, Scratch, Step, TextModel};
+use crate::models::qwen_text::{KvCache, Scratch, Step, StepVision, TextModel};
+use crate::models::qwen_vision::{VisionInput, VisionModel, VisionOutput};
+use crate::prompt::{ImageInput, Prompt};
 
 /// Load-time choices.
 #[derive(Clone, Debug)]
@@ -50,22 +54,34 @@ pub struct GenerationSummary {
     pub prompt_tokens: usize,
     pub generated_tokens: usize,
     pub prefill_ms: f64,
+    /// Milliseconds of the vision tower within the prefill (0 without new images).
+    pub vision_ms: f64,
     pub decode_tokens_per_s: f64,
     pub stop: StopReason,
     pub text: String,
 }
 
-/// The per-conversation state: KV cache, activations and the ids the cache holds.
+/// The vision tower's output for a prompt, and per prompt token the output row that replaces
+/// its embedding.
+type EncodedImages = (VisionOutput, Vec<Option<u32>>);
+
+/// The per-conversation state: KV cache, activations, the keys of the tokens the cache holds
+/// (`Prompt::keys`) and the M-RoPE position of the next token.
 pub struct Session {
     kv: KvCache,
     scratch: Scratch,
-    cached: Vec<u32>,
+    cached: Vec<u64>,
+    next_position: i32,
 }
 
 pub struct ChatModel {
     gpu: Rc<Gpu>,
     pub config: ModelConfig,
     pub text: TextModel,
+    /// `None` for a text-only checkpoint.
+    pub vision: Option<VisionModel>,
+    /// How images are resized and laid out for the vision tower.
+    pub preprocess: PreprocessConfig,
     pub tokenizer: Tokenizer,
     template: ChatTemplate,
     pub generation: GenerationConfig,
@@ -91,10 +107,28 @@ impl ChatModel {
         } else {
             "model."
         };
-        let names = TextModel::tensor_names(&cfg.text, prefix);
+        let mut names = TextModel::tensor_names(&cfg.text, prefix);
         if let Some(missing) = names.iter().find(|n| !files.tensors.contains(n)) {
             return Err(LoadError::MissingTensor(missing.clone()).into());
         }
+        // The vision tower, when the checkpoint has one (a text-only GGUF has not).
+        let vision_prefix =
+            if files.tensors.contains("model.visual.patch_embed.proj.weight") { "model.visual." } else { "visual." };
+        let vision_cfg =
+            cfg.vision.as_ref().filter(|_| files.tensors.contains(&format!("{vision_prefix}patch_embed.proj.weight")));
+        if let Some(v) = vision_cfg {
+            let vision_names = VisionModel::tensor_names(v, vision_prefix);
+            if let Some(missing) = vision_names.iter().find(|n| !files.tensors.contains(n)) {
+                return Err(LoadError::MissingTensor(missing.clone()).into());
+            }
+            names.extend(vision_names);
+        }
+        let defaults =
+            if cfg.family == Family::Qwen3Vl { PreprocessConfig::qwen3_vl() } else { PreprocessConfig::qwen2_vl() };
+        let preprocess = match &files.preprocessor_config {
+            Some(bytes) => PreprocessConfig::from_json(bytes, defaults)?,
+            None => defaults,
+        };
         let mut loader = Loader {
             gpu: &gpu,
             src,
@@ -105,17 +139,28 @@ impl ChatModel {
             quantize: options.quantize,
         };
         let text = TextModel::load(&mut loader, &cfg.text, prefix).await?;
+        let vision = match vision_cfg {
+            Some(v) => Some(VisionModel::load(&mut loader, v, vision_prefix).await?),
+            None => None,
+        };
         gpu.check()?;
         let max_context = options.max_context.min(cfg.text.max_position_embeddings).max(1);
         Ok(ChatModel {
             gpu,
             config: files.config,
             text,
+            vision,
+            preprocess,
             tokenizer,
             template,
             generation: files.generation,
             options: LoadOptions { max_context, ..options },
         })
+    }
+
+    /// The device the model lives on.
+    pub fn gpu(&self) -> &Rc<Gpu> {
+        &self.gpu
     }
 
     pub fn family(&self) -> Family {
@@ -133,17 +178,34 @@ impl ChatModel {
             kv: self.text.new_cache(&self.gpu, self.options.max_context)?,
             scratch: self.text.new_scratch(&self.gpu, self.options.prefill_chunk)?,
             cached: Vec::new(),
+            next_position: 0,
         })
     }
 
-    /// The rendered prompt for `messages` with the assistant turn opened, and its ids.
-    pub fn prompt(&self, messages: &[Message]) -> Result<(String, Vec<u32>), EngineError> {
-        if messages.iter().any(|m| m.content.iter().any(|p| matches!(p, crate::chat::Part::Image {}))) {
-            return Err(EngineError::Input("vision not implemented yet: images cannot be sent to the model".into()));
+    /// Resizes, normalises and lays out an image for this model's vision tower. `max_pixels`
+    /// lowers the processor's own cap (the app's pixel budget for screen frames).
+    pub fn prepare_image(&self, image: &RgbImage, max_pixels: Option<usize>) -> Result<ImageInput, EngineError> {
+        if self.vision.is_none() {
+            return Err(EngineError::Input("this model has no vision tower, so it cannot read images".into()));
         }
+        let mut cfg = self.preprocess.clone();
+        if let Some(m) = max_pixels {
+            cfg.max_pixels = cfg.max_pixels.min(m).max(cfg.min_pixels);
+        }
+        let p = qwglm_vision::preprocess(image, &cfg)?;
+        Ok(ImageInput::new(p.data, p.grid_thw))
+    }
+
+    /// The rendered prompt for `messages` with the assistant turn opened. `images` are the
+    /// pictures of the messages' image parts, in order.
+    pub fn prompt(&self, messages: &[Message], images: &[ImageInput]) -> Result<Prompt, EngineError> {
         let text = self.template.render(messages, true)?;
         let ids = self.tokenizer.encode(&text)?;
-        Ok((text, ids))
+        if !images.is_empty() && self.vision.is_none() {
+            return Err(EngineError::Input("this model has no vision tower, so it cannot read images".into()));
+        }
+        let merge = self.vision.as_ref().map_or(2, |v| v.cfg.spatial_merge_size);
+        Prompt::build(text, &ids, self.config.image_token_id, images, merge)
     }
 
     /// EOS ids: the generation config's, else the tokenizer's `<|im_end|>` and `<|endoftext|>`.
@@ -154,55 +216,69 @@ impl ChatModel {
         ["<|im_end|>", "<|endoftext|>"].iter().filter_map(|t| self.tokenizer.token_id(t)).collect()
     }
 
-    /// Generates a reply to `prompt` ids, calling `on_token` for every token; it returns
-    /// `false` to cancel. The session's cache is reused for the longest common prefix with
-    /// what it already holds, so a follow-up turn only prefills the new tokens.
+    /// Generates a reply to `prompt`, calling `on_token` for every token; it returns `false`
+    /// to cancel. The session's cache is reused for the longest common prefix with what it
+    /// already holds (same tokens, same images), so a follow-up turn only prefills the new
+    /// tokens and only new images go through the vision tower.
     pub async fn generate(
         &self,
         session: &mut Session,
-        prompt: &[u32],
+        prompt: &Prompt,
         params: &SamplingParams,
         on_token: &mut dyn FnMut(&TokenEvent) -> bool,
     ) -> Result<GenerationSummary, EngineError> {
         let capacity = session.kv.capacity;
-        if prompt.is_empty() {
+        let n = prompt.ids.len();
+        if n == 0 {
             return Err(EngineError::Input("empty prompt".into()));
         }
-        if prompt.len() >= capacity {
-            return Err(EngineError::ContextFull { tokens: prompt.len(), context: capacity });
+        if n >= capacity {
+            return Err(EngineError::ContextFull { tokens: n, context: capacity });
         }
         let vocab = self.text.cfg.vocab_size;
         let t0 = now_ms();
         // Reuse the cached prefix, but always run at least the last prompt token for logits.
-        let common = session.cached.iter().zip(prompt).take_while(|(a, b)| a == b).count().min(prompt.len() - 1);
+        let common = session.cached.iter().zip(&prompt.keys).take_while(|(a, b)| a == b).count().min(n - 1);
         session.cached.truncate(common);
+        let vision = self.encode_images(prompt, common)?;
+        let vision_ms = now_ms() - t0;
         let mut pos = common;
         let chunk = session.scratch.max_tokens;
-        while pos < prompt.len() {
-            let end = (pos + chunk).min(prompt.len());
-            self.append(session, &prompt[pos..end], end == prompt.len())?;
+        while pos < n {
+            let end = (pos + chunk).min(n);
+            let map = vision.as_ref().map(|(out, rows)| {
+                let map: Vec<u32> =
+                    (pos..end).filter_map(|p| rows[p].map(|r| [(p - pos) as u32, r])).flatten().collect();
+                (out, map)
+            });
+            let step_vision =
+                map.as_ref().map(|(out, map)| StepVision { embeds: &out.embeds, deepstack: &out.deepstack, map });
+            let positions = prompt.positions_of(pos, end);
+            self.append(session, &prompt.ids[pos..end], &prompt.keys[pos..end], &positions, step_vision, end == n)?;
             pos = end;
         }
+        session.next_position = prompt.next_position();
         let mut logits = self.read_logits(session, vocab).await?;
         let prefill_ms = now_ms() - t0;
 
         let stop_rules = StopRules {
             eos: self.eos_ids(),
-            max_new_tokens: params.max_new_tokens.min(capacity - prompt.len()),
+            max_new_tokens: params.max_new_tokens.min(capacity - n),
             ignore_eos: params.ignore_eos,
         };
         if stop_rules.max_new_tokens == 0 {
             return Ok(GenerationSummary {
-                prompt_tokens: prompt.len(),
+                prompt_tokens: n,
                 generated_tokens: 0,
                 prefill_ms,
+                vision_ms,
                 decode_tokens_per_s: 0.0,
                 stop: StopReason::Length,
                 text: String::new(),
             });
         }
         let mut sampler = Sampler::new(params.clone());
-        let mut history = prompt.to_vec();
+        let mut history = prompt.ids.clone();
         let mut stream = TextStream::default();
         let mut text = String::new();
         let mut generated = 0;
@@ -221,7 +297,9 @@ impl ChatModel {
             if !keep_going {
                 break StopReason::Cancelled;
             }
-            self.append(session, &[id], true)?;
+            let p = session.next_position;
+            self.append(session, &[id], &[id as u64], &[p, p, p], None, true)?;
+            session.next_position += 1;
             logits = self.read_logits(session, vocab).await?;
         };
         if let Some(rest) = stream.finish(&self.tokenizer)? {
@@ -230,26 +308,61 @@ impl ChatModel {
         }
         let decode_s = (now_ms() - t1) / 1000.0;
         Ok(GenerationSummary {
-            prompt_tokens: prompt.len(),
+            prompt_tokens: n,
             generated_tokens: generated,
             prefill_ms,
+            vision_ms,
             decode_tokens_per_s: if decode_s > 0.0 { generated as f64 / decode_s } else { 0.0 },
             stop,
             text,
         })
     }
 
-    /// Runs `ids` after what the session's cache holds and records them there; on failure the
-    /// cache is marked empty, so the next turn prefills from scratch.
-    fn append(&self, session: &mut Session, ids: &[u32], logits: bool) -> Result<(), EngineError> {
+    /// Runs the vision tower on the prompt's images that reach past the cached prefix `from`,
+    /// all in one forward; returns its output and, per prompt token, the output row that
+    /// replaces its embedding.
+    fn encode_images(&self, prompt: &Prompt, from: usize) -> Result<Option<EncodedImages>, EngineError> {
+        let todo: Vec<_> = prompt.images.iter().filter(|im| im.start + im.tokens > from).collect();
+        if todo.is_empty() {
+            return Ok(None);
+        }
+        let vision = self
+            .vision
+            .as_ref()
+            .ok_or_else(|| EngineError::Input("this model has no vision tower, so it cannot read images".into()))?;
+        let patches: Vec<f32> = todo.iter().flat_map(|im| im.input.patches.iter().copied()).collect();
+        let grids: Vec<[usize; 3]> = todo.iter().map(|im| im.input.grid_thw).collect();
+        let out = vision.forward(&self.gpu, &VisionInput { patches: &patches, grids: &grids })?;
+        // Merged token u of the concatenation belongs to image j at its (u − first_j)-th pad.
+        let mut token_of_unit = Vec::with_capacity(out.tokens);
+        for im in &todo {
+            token_of_unit.extend(im.start..im.start + im.tokens);
+        }
+        let mut rows = vec![None; prompt.ids.len()];
+        for (r, &u) in out.unit_of_row.iter().enumerate() {
+            rows[token_of_unit[u as usize]] = Some(r as u32);
+        }
+        Ok(Some((out, rows)))
+    }
+
+    /// Runs `ids` after what the session's cache holds and records their `keys` there; on
+    /// failure the cache is marked empty, so the next turn prefills from scratch.
+    fn append(
+        &self,
+        session: &mut Session,
+        ids: &[u32],
+        keys: &[u64],
+        positions: &[i32],
+        vision: Option<StepVision<'_>>,
+        logits: bool,
+    ) -> Result<(), EngineError> {
         let past = session.cached.len();
-        let positions = text_positions(past, ids.len());
-        let step = Step { ids, positions: &positions, past, logits };
+        let step = Step { ids, positions, past, logits, vision };
         if let Err(e) = self.text.forward(&self.gpu, &step, &session.kv, &session.scratch) {
             session.cached.clear();
             return Err(e);
         }
-        session.cached.extend_from_slice(ids);
+        session.cached.extend_from_slice(keys);
         Ok(())
     }
 

@@ -10,13 +10,14 @@ use qwglm_engine::chat::{Message, Role};
 use qwglm_engine::generate::SamplingParams;
 use qwglm_engine::load::{ByteSource, DirSource};
 use qwglm_engine::pipeline::{ChatModel, LoadOptions};
+use qwglm_engine::prompt::Prompt;
 use qwglm_engine::{Gpu, LoadError};
 
 const LOGIT_TOL: f32 = 1e-3;
 
 #[path = "../../tests/support/reference.rs"]
 mod support;
-use support::{fixture, reference, Case};
+use support::{assert_top5, fixture, reference, Case};
 
 /// The fixture folder with `config.json` replaced by another config file.
 struct RenamedConfig(DirSource, &'static str);
@@ -52,14 +53,14 @@ fn check_family<S: ByteSource>(family: &str, src: S, options: LoadOptions) {
         let r = reference(family);
         let params = SamplingParams { max_new_tokens: r.max_new_tokens, ignore_eos: true, ..Default::default() };
         for (ci, c) in r.cases.iter().enumerate() {
-            let (_, ids) = model.prompt(&messages(c)).unwrap();
-            assert_eq!(ids, c.prompt_ids, "{family} case {ci}: prompt ids");
+            let prompt = model.prompt(&messages(c), &[]).unwrap();
+            assert_eq!(prompt.ids, c.prompt_ids, "{family} case {ci}: prompt ids");
             let mut session = model.new_session().unwrap();
             let mut got_ids = Vec::new();
             let mut tops = Vec::new();
             let mut streamed = String::new();
             let summary = model
-                .generate(&mut session, &ids, &params, &mut |ev| {
+                .generate(&mut session, &prompt, &params, &mut |ev| {
                     if ev.id != u32::MAX {
                         got_ids.push(ev.id);
                         tops.push(ev.top.clone());
@@ -69,16 +70,7 @@ fn check_family<S: ByteSource>(family: &str, src: S, options: LoadOptions) {
                 })
                 .await
                 .unwrap();
-            for (step, (got, want)) in tops.iter().zip(&c.top5).enumerate() {
-                for (k, ((gi, gl), (wi, wl))) in got.iter().zip(want).enumerate() {
-                    let ok = (gl - wl).abs() <= LOGIT_TOL * wl.abs().max(1.0);
-                    assert!(ok, "{family} case {ci} step {step} top{k}: logit of {gi} is {gl}, reference {wi} {wl}");
-                }
-                // Ids may only differ between near-equal logits.
-                let got_set: Vec<u32> = got.iter().map(|t| t.0).collect();
-                let want_set: Vec<u32> = want.iter().map(|t| t.0).collect();
-                assert_eq!(got_set[..4], want_set[..4], "{family} case {ci} step {step}: top ids");
-            }
+            assert_top5(&format!("{family} case {ci}"), &tops, &c.top5, LOGIT_TOL);
             assert_eq!(got_ids, c.greedy_ids, "{family} case {ci}: greedy ids");
             assert_eq!(streamed, c.greedy_text, "{family} case {ci}: streamed text");
             assert_eq!(summary.text, c.greedy_text);
@@ -130,15 +122,15 @@ fn follow_up_turn_reuses_the_cache() {
         let params = SamplingParams { max_new_tokens: 6, ignore_eos: true, ..Default::default() };
         let mut turn = vec![Message::text(Role::User, "Hello! How are you today?")];
         let mut session = model.new_session().unwrap();
-        let (_, ids) = model.prompt(&turn).unwrap();
-        let first = model.generate(&mut session, &ids, &params, &mut |_| true).await.unwrap();
+        let prompt = model.prompt(&turn, &[]).unwrap();
+        let first = model.generate(&mut session, &prompt, &params, &mut |_| true).await.unwrap();
         turn.push(Message::text(Role::Assistant, &first.text));
         turn.push(Message::text(Role::User, "Describe the cat."));
-        let (_, ids2) = model.prompt(&turn).unwrap();
+        let prompt2 = model.prompt(&turn, &[]).unwrap();
         let ids_of = async |session: &mut qwglm_engine::pipeline::Session| {
             let mut got = Vec::new();
             model
-                .generate(session, &ids2, &params, &mut |e| {
+                .generate(session, &prompt2, &params, &mut |e| {
                     got.push(e.id);
                     true
                 })
@@ -163,13 +155,19 @@ fn context_overflow_is_an_error() {
             .unwrap();
         let mut session = model.new_session().unwrap();
         let long: Vec<u32> = (0..40).collect();
-        let err = model.generate(&mut session, &long, &SamplingParams::default(), &mut |_| true).await.unwrap_err();
+        let err = model
+            .generate(&mut session, &Prompt::from_ids(&long), &SamplingParams::default(), &mut |_| true)
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("context"), "{err}");
         let params = SamplingParams { max_new_tokens: 50, ignore_eos: true, ..Default::default() };
-        let s = model.generate(&mut session, &[1, 2, 3], &params, &mut |_| true).await.unwrap();
+        let s = model.generate(&mut session, &Prompt::from_ids(&[1, 2, 3]), &params, &mut |_| true).await.unwrap();
         assert_eq!(s.generated_tokens, 16 - 3, "generation stops at the context end");
         let none = SamplingParams { max_new_tokens: 0, ..params };
-        let s = model.generate(&mut session, &[1, 2, 3], &none, &mut |_| panic!("no token asked for")).await.unwrap();
+        let s = model
+            .generate(&mut session, &Prompt::from_ids(&[1, 2, 3]), &none, &mut |_| panic!("no token asked for"))
+            .await
+            .unwrap();
         assert_eq!(s.generated_tokens, 0);
     });
 }
@@ -243,13 +241,13 @@ fn first_step_logits(dir: &std::path::Path, options: LoadOptions) -> (Vec<u32>, 
     pollster::block_on(async {
         let gpu = Gpu::new().await.unwrap();
         let model = ChatModel::load(gpu, &DirSource(dir.to_path_buf()), options, &mut |_| {}).await.unwrap();
-        let (_, ids) = model.prompt(&[Message::text(Role::User, "Hello! How are you today?")]).unwrap();
+        let prompt = model.prompt(&[Message::text(Role::User, "Hello! How are you today?")], &[]).unwrap();
         let mut session = model.new_session().unwrap();
         let params = SamplingParams { max_new_tokens: 4, ignore_eos: true, ..Default::default() };
         let mut got = Vec::new();
         let mut first_top = None;
         model
-            .generate(&mut session, &ids, &params, &mut |e| {
+            .generate(&mut session, &prompt, &params, &mut |e| {
                 if e.id != u32::MAX {
                     got.push(e.id);
                     first_top.get_or_insert_with(|| e.top.clone());

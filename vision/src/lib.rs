@@ -7,6 +7,7 @@
 
 mod preprocess;
 
+pub use image::RgbImage;
 pub use preprocess::{
     decode, from_rgba, patchify, preprocess, resize, smart_resize, DecodeLimits, Patches, PreprocessConfig,
 };

@@ -49,11 +49,140 @@ pub struct TextConfig {
     pub max_position_embeddings: usize,
 }
 
-/// A whole model config: family, text tower, the vision token ids.
+/// The vision tower's hyper-parameters (`vision_config`), normalised over the three families:
+/// Qwen2-VL names its width `embed_dim` and its output `hidden_size` and gives `mlp_ratio`;
+/// Qwen2.5-VL and Qwen3-VL name the width `hidden_size` and the output `out_hidden_size`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct VisionConfig {
+    pub depth: usize,
+    /// Width of the blocks.
+    pub hidden_size: usize,
+    pub num_heads: usize,
+    pub intermediate_size: usize,
+    /// Width of the merger output: the text tower's hidden size.
+    pub out_hidden_size: usize,
+    pub patch_size: usize,
+    pub temporal_patch_size: usize,
+    pub spatial_merge_size: usize,
+    pub in_channels: usize,
+    /// transformers' `hidden_act` of the block MLP: "quick_gelu", "silu" (SwiGLU) or
+    /// "gelu_pytorch_tanh".
+    pub hidden_act: String,
+    /// Qwen2.5-VL's attention window in pixels (0: every block attends over the whole image).
+    pub window_size: usize,
+    /// Qwen2.5-VL's blocks that attend over the whole image despite the windows.
+    pub fullatt_block_indexes: Vec<usize>,
+    /// Qwen3-VL's learned position table (`num_position_embeddings` = side², 0: none).
+    pub num_position_embeddings: usize,
+    /// Qwen3-VL's DeepStack taps: the blocks whose outputs feed the first text layers.
+    pub deepstack_visual_indexes: Vec<usize>,
+    /// θ of the 2-D rotary (10000 in every family).
+    pub rope_theta: f64,
+}
+
+impl VisionConfig {
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_heads.max(1)
+    }
+
+    /// Values per flattened patch: channels × temporal patch × patch².
+    pub fn patch_dim(&self) -> usize {
+        self.in_channels * self.temporal_patch_size * self.patch_size * self.patch_size
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct RawVision {
+    depth: Option<usize>,
+    embed_dim: Option<usize>,
+    hidden_size: Option<usize>,
+    num_heads: Option<usize>,
+    mlp_ratio: Option<f64>,
+    intermediate_size: Option<usize>,
+    out_hidden_size: Option<usize>,
+    patch_size: Option<usize>,
+    temporal_patch_size: Option<usize>,
+    spatial_merge_size: Option<usize>,
+    in_channels: Option<usize>,
+    in_chans: Option<usize>,
+    hidden_act: Option<String>,
+    window_size: Option<usize>,
+    fullatt_block_indexes: Option<Vec<usize>>,
+    num_position_embeddings: Option<usize>,
+    deepstack_visual_indexes: Option<Vec<usize>>,
+    rope_parameters: Option<RopeBlock>,
+}
+
+/// The vision config of `family` with the published models' values where a field is missing.
+fn vision_config(family: Family, raw: RawVision, text_hidden: usize) -> Result<VisionConfig, LoadError> {
+    let c = match family {
+        Family::Qwen2Vl => {
+            let width = raw.embed_dim.unwrap_or(1280);
+            VisionConfig {
+                depth: raw.depth.unwrap_or(32),
+                hidden_size: width,
+                num_heads: raw.num_heads.unwrap_or(16),
+                intermediate_size: (width as f64 * raw.mlp_ratio.unwrap_or(4.0)) as usize,
+                out_hidden_size: raw.hidden_size.unwrap_or(text_hidden),
+                patch_size: raw.patch_size.unwrap_or(14),
+                temporal_patch_size: raw.temporal_patch_size.unwrap_or(2),
+                spatial_merge_size: raw.spatial_merge_size.unwrap_or(2),
+                in_channels: raw.in_channels.or(raw.in_chans).unwrap_or(3),
+                hidden_act: raw.hidden_act.unwrap_or_else(|| "quick_gelu".into()),
+                window_size: 0,
+                fullatt_block_indexes: Vec::new(),
+                num_position_embeddings: 0,
+                deepstack_visual_indexes: Vec::new(),
+                rope_theta: 10000.0,
+            }
+        }
+        Family::Qwen25Vl | Family::Qwen3Vl => {
+            let q3 = family == Family::Qwen3Vl;
+            VisionConfig {
+                depth: raw.depth.unwrap_or(if q3 { 24 } else { 32 }),
+                hidden_size: raw.hidden_size.unwrap_or(if q3 { 1024 } else { 1280 }),
+                num_heads: raw.num_heads.unwrap_or(16),
+                intermediate_size: raw.intermediate_size.unwrap_or(if q3 { 4096 } else { 3420 }),
+                out_hidden_size: raw.out_hidden_size.unwrap_or(text_hidden),
+                patch_size: raw.patch_size.unwrap_or(if q3 { 16 } else { 14 }),
+                temporal_patch_size: raw.temporal_patch_size.unwrap_or(2),
+                spatial_merge_size: raw.spatial_merge_size.unwrap_or(2),
+                in_channels: raw.in_channels.or(raw.in_chans).unwrap_or(3),
+                hidden_act: raw.hidden_act.unwrap_or_else(|| (if q3 { "gelu_pytorch_tanh" } else { "silu" }).into()),
+                window_size: if q3 { 0 } else { raw.window_size.unwrap_or(112) },
+                fullatt_block_indexes: if q3 { Vec::new() } else { raw.fullatt_block_indexes.unwrap_or_default() },
+                num_position_embeddings: if q3 { raw.num_position_embeddings.unwrap_or(2304) } else { 0 },
+                deepstack_visual_indexes: if q3 {
+                    raw.deepstack_visual_indexes.unwrap_or_default()
+                } else {
+                    Vec::new()
+                },
+                rope_theta: 10000.0,
+            }
+        }
+    };
+    let c = VisionConfig { rope_theta: raw.rope_parameters.and_then(|r| r.rope_theta).unwrap_or(c.rope_theta), ..c };
+    let side = (c.num_position_embeddings as f64).sqrt() as usize;
+    if c.num_heads == 0
+        || !c.hidden_size.is_multiple_of(c.num_heads)
+        || !c.head_dim().is_multiple_of(4)
+        || c.spatial_merge_size == 0
+        || c.patch_size == 0
+        || side * side != c.num_position_embeddings
+        || c.out_hidden_size != text_hidden
+    {
+        return Err(LoadError::Config(format!("inconsistent vision config {c:?} for text width {text_hidden}")));
+    }
+    Ok(c)
+}
+
+/// A whole model config: family, text and vision towers, the vision token ids.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct ModelConfig {
     pub family: Family,
     pub text: TextConfig,
+    /// `None` when the config has no `vision_config` (a text-only checkpoint).
+    pub vision: Option<VisionConfig>,
     pub image_token_id: u32,
     pub video_token_id: u32,
     pub vision_start_token_id: u32,
@@ -89,6 +218,7 @@ struct RawText {
 struct RawTop {
     model_type: Option<String>,
     text_config: Option<serde_json::Value>,
+    vision_config: Option<serde_json::Value>,
     tie_word_embeddings: Option<bool>,
     image_token_id: Option<u32>,
     video_token_id: Option<u32>,
@@ -143,9 +273,18 @@ pub fn parse(bytes: &[u8]) -> Result<ModelConfig, LoadError> {
         tie_word_embeddings: top.tie_word_embeddings.or(raw.tie_word_embeddings).unwrap_or(false),
         max_position_embeddings: raw.max_position_embeddings.unwrap_or(32768),
     };
+    let vision = match top.vision_config {
+        Some(v) => {
+            let raw: RawVision =
+                serde_json::from_value(v).map_err(|e| LoadError::Config(format!("vision config: {e}")))?;
+            Some(vision_config(family, raw, text.hidden_size)?)
+        }
+        None => None,
+    };
     Ok(ModelConfig {
         family,
         text,
+        vision,
         image_token_id: top.image_token_id.unwrap_or(151655),
         video_token_id: top.video_token_id.unwrap_or(151656),
         vision_start_token_id: top.vision_start_token_id.unwrap_or(151652),
@@ -180,6 +319,41 @@ mod tests {
         let c = parse(cfg).unwrap();
         assert_eq!((c.text.head_dim, c.text.mrope_section, c.text.mrope_interleaved), (128, [16, 24, 24], false));
         assert!(c.text.attention_bias && c.text.tie_word_embeddings && !c.text.qk_norm);
+    }
+
+    #[test]
+    fn reads_the_published_vision_configs() {
+        let q2 = br#"{"model_type":"qwen2_vl","hidden_size":1536,"intermediate_size":8960,
+            "num_hidden_layers":28,"num_attention_heads":12,"num_key_value_heads":2,"vocab_size":151936,
+            "rope_scaling":{"type":"mrope","mrope_section":[16,24,24]},
+            "vision_config":{"depth":32,"embed_dim":1280,"mlp_ratio":4,"num_heads":16,"in_chans":3,
+            "hidden_size":1536,"patch_size":14,"spatial_merge_size":2,"temporal_patch_size":2}}"#;
+        let v = parse(q2).unwrap().vision.unwrap();
+        assert_eq!((v.hidden_size, v.intermediate_size, v.out_hidden_size, v.head_dim()), (1280, 5120, 1536, 80));
+        assert_eq!((v.hidden_act.as_str(), v.patch_dim()), ("quick_gelu", 1176));
+        let q25 = br#"{"model_type":"qwen2_5_vl","hidden_size":2048,"intermediate_size":11008,
+            "num_hidden_layers":36,"num_attention_heads":16,"num_key_value_heads":2,"vocab_size":151936,
+            "rope_scaling":{"type":"mrope","mrope_section":[16,24,24]},
+            "vision_config":{"depth":32,"hidden_act":"silu","hidden_size":1280,"intermediate_size":3420,
+            "num_heads":16,"in_chans":3,"out_hidden_size":2048,"patch_size":14,"spatial_merge_size":2,
+            "window_size":112,"fullatt_block_indexes":[7,15,23,31],"temporal_patch_size":2}}"#;
+        let v = parse(q25).unwrap().vision.unwrap();
+        assert_eq!(
+            (v.window_size, v.fullatt_block_indexes.clone(), v.intermediate_size),
+            (112, vec![7, 15, 23, 31], 3420)
+        );
+        let q3 = br#"{"model_type":"qwen3_vl","text_config":{"vocab_size":151936,"hidden_size":2048,
+            "intermediate_size":6144,"num_hidden_layers":28,"num_attention_heads":16,"num_key_value_heads":8,
+            "head_dim":128,"rope_scaling":{"mrope_section":[24,20,20],"mrope_interleaved":true}},
+            "vision_config":{"deepstack_visual_indexes":[5,11,17],"depth":24,"hidden_act":"gelu_pytorch_tanh",
+            "hidden_size":1024,"in_channels":3,"intermediate_size":4096,"num_heads":16,
+            "num_position_embeddings":2304,"out_hidden_size":2048,"patch_size":16,"spatial_merge_size":2,
+            "temporal_patch_size":2}}"#;
+        let v = parse(q3).unwrap().vision.unwrap();
+        assert_eq!(
+            (v.deepstack_visual_indexes.clone(), v.num_position_embeddings, v.head_dim()),
+            (vec![5, 11, 17], 2304, 64)
+        );
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! Building blocks shared by the models: GPU weights (split into row shards that fit the
-//! adapter's storage-binding limit), `Linear`, `RmsNorm`, and the weight loader that streams
-//! tensors from a [`ByteSource`] one at a time.
+//! adapter's storage-binding limit), `Linear`, `RmsNorm`, `LayerNorm`, and the weight loader
+//! that streams tensors from a [`ByteSource`] one at a time.
 
 use crate::error::{EngineError, LoadError};
 use crate::gpu::{Gpu, Recorder};
-use crate::kernels::{matmul, norm};
+use crate::kernels::{layer_norm, matmul, norm};
 use crate::load::{ByteSource, TensorIndex};
 use crate::tensor::{DType, HostTensor};
 
@@ -40,9 +40,14 @@ impl<S: ByteSource> Loader<'_, S> {
         Ok(t)
     }
 
-    /// A 2-D weight `[rows, cols]`, kept in its file's storage type or quantized on load.
+    /// A 2-D weight `[rows, cols]`, kept in its file's storage type or quantized on load. A
+    /// tensor `[rows, …]` whose trailing dimensions hold `cols` values (a Conv3d kernel) is
+    /// taken as its flattened rows.
     pub async fn weight(&mut self, name: &str, rows: usize, cols: usize) -> Result<Weight, EngineError> {
-        let t = self.tensor(name).await?;
+        let mut t = self.tensor(name).await?;
+        if t.shape.len() > 2 && t.shape[0] == rows && t.shape[1..].iter().product::<usize>() == cols {
+            t.shape = vec![rows, cols];
+        }
         t.expect_shape(&[rows, cols])?;
         Weight::upload(self.gpu, &self.maybe_quantize(t)?)
     }
@@ -159,13 +164,15 @@ impl Linear {
         Ok(Linear { weight, bias })
     }
 
-    /// Bias-free Linears of equal shape `[out_features, in_features]` stacked by rows into one
-    /// weight `[parts · out_features, in_features]`, so one dispatch computes them all.
+    /// Linears of equal shape `[out_features, in_features]` stacked by rows into one weight
+    /// `[parts · out_features, in_features]` (and their biases into one vector), so one
+    /// dispatch computes them all.
     pub async fn load_stacked<S: ByteSource>(
         l: &mut Loader<'_, S>,
         prefixes: &[&str],
         in_features: usize,
         out_features: usize,
+        bias: bool,
     ) -> Result<Self, EngineError> {
         let mut stacked: Option<HostTensor> = None;
         for p in prefixes {
@@ -187,7 +194,25 @@ impl Linear {
             }
         }
         let t = stacked.ok_or_else(|| EngineError::Op { op: "load_stacked".into(), message: "no tensors".into() })?;
-        Ok(Linear { weight: Weight::upload(l.gpu, &l.maybe_quantize(t)?)?, bias: None })
+        let weight = Weight::upload(l.gpu, &l.maybe_quantize(t)?)?;
+        let bias = if bias {
+            let mut all = Vec::with_capacity(prefixes.len() * out_features);
+            for p in prefixes {
+                let b = l.tensor(&format!("{p}.bias")).await?;
+                b.expect_shape(&[out_features])?;
+                all.extend(b.to_f32());
+            }
+            if weight.shards.len() > 1 {
+                return Err(EngineError::Op {
+                    op: prefixes.join("+"),
+                    message: "a biased Linear larger than one storage binding".into(),
+                });
+            }
+            Some(l.gpu.upload(&format!("{}.bias", prefixes[0]), bytemuck::cast_slice(&all))?)
+        } else {
+            None
+        };
+        Ok(Linear { weight, bias })
     }
 
     /// # Shapes
@@ -269,5 +294,76 @@ impl RmsNorm {
         rows: usize,
     ) -> Result<(), EngineError> {
         norm::rms_norm(rec, x, &self.weight, y, rows as u32, self.dim as u32, self.eps)
+    }
+}
+
+/// torch.nn.LayerNorm over the last dimension, with weight and bias.
+pub struct LayerNorm {
+    pub weight: wgpu::Buffer,
+    pub bias: wgpu::Buffer,
+    pub dim: usize,
+    pub eps: f32,
+}
+
+impl LayerNorm {
+    pub async fn load<S: ByteSource>(
+        l: &mut Loader<'_, S>,
+        name: &str,
+        dim: usize,
+        eps: f32,
+    ) -> Result<Self, EngineError> {
+        let weight = l.vector(&format!("{name}.weight"), dim).await?;
+        let bias = l.vector(&format!("{name}.bias"), dim).await?;
+        Ok(LayerNorm { weight, bias, dim, eps })
+    }
+
+    /// # Shapes
+    /// `x` `[rows, dim]` → `y` `[rows, dim]`.
+    pub fn forward(
+        &self,
+        rec: &mut Recorder<'_>,
+        x: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        rows: usize,
+    ) -> Result<(), EngineError> {
+        layer_norm::layer_norm(rec, x, &self.weight, &self.bias, y, rows as u32, self.dim as u32, self.eps)
+    }
+}
+
+/// The norm a block uses: LayerNorm (Qwen2-VL, Qwen3-VL vision) or RMSNorm (Qwen2.5-VL vision).
+pub enum Norm {
+    Layer(LayerNorm),
+    Rms(RmsNorm),
+}
+
+impl Norm {
+    /// Loads `{name}.weight` (and `{name}.bias` for LayerNorm).
+    pub async fn load<S: ByteSource>(
+        l: &mut Loader<'_, S>,
+        name: &str,
+        dim: usize,
+        eps: f32,
+        rms: bool,
+    ) -> Result<Self, EngineError> {
+        Ok(if rms {
+            Norm::Rms(RmsNorm::load(l, name, dim, eps).await?)
+        } else {
+            Norm::Layer(LayerNorm::load(l, name, dim, eps).await?)
+        })
+    }
+
+    /// # Shapes
+    /// `x` `[rows, dim]` → `y` `[rows, dim]`.
+    pub fn forward(
+        &self,
+        rec: &mut Recorder<'_>,
+        x: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        rows: usize,
+    ) -> Result<(), EngineError> {
+        match self {
+            Norm::Layer(n) => n.forward(rec, x, y, rows),
+            Norm::Rms(n) => n.forward(rec, x, y, rows),
+        }
     }
 }

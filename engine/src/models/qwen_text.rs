@@ -6,6 +6,7 @@
 use crate::error::EngineError;
 use crate::formats::hf_config::TextConfig;
 use crate::gpu::{Gpu, Recorder, StepCache};
+use crate::kernels::gather::{self, GatherRows};
 use crate::kernels::{attention, elementwise, embedding, rope};
 use crate::load::ByteSource;
 use crate::models::layers::{Linear, Loader, OutAt, RmsNorm, Weight};
@@ -56,6 +57,19 @@ pub struct Step<'a> {
     pub past: usize,
     /// Compute the last token's logits.
     pub logits: bool,
+    /// Vision-tower rows that replace the embeddings of this step's image tokens.
+    pub vision: Option<StepVision<'a>>,
+}
+
+/// The image tokens of one step and where their embeddings come from.
+#[derive(Clone, Copy)]
+pub struct StepVision<'a> {
+    /// Merger output `[rows, hidden]`.
+    pub embeds: &'a wgpu::Buffer,
+    /// Qwen3-VL DeepStack features, each `[rows, hidden]`, added after decoder layer k.
+    pub deepstack: &'a [wgpu::Buffer],
+    /// `[entries, 2]`: (token index in this step, row of `embeds`).
+    pub map: &'a [u32],
 }
 
 /// M-RoPE positions `[3, n]` of `n` text tokens from cache position `past`: for text, the
@@ -78,6 +92,8 @@ pub struct KvCache {
 pub struct Scratch {
     pub max_tokens: usize,
     ids: wgpu::Buffer,
+    /// `[max_tokens, 2]` u32: the image-token map of a step (`StepVision::map`).
+    vision_map: wgpu::Buffer,
     /// `[2, tokens, head_dim / 2]` rotary cos/sin of this step.
     cos_sin: wgpu::Buffer,
     x: wgpu::Buffer,
@@ -147,6 +163,7 @@ impl TextModel {
                         &[&format!("{m}.gate_proj"), &format!("{m}.up_proj")],
                         hidden,
                         inter,
+                        false,
                     )
                     .await?,
                     down_proj: Linear::load(l, &format!("{m}.down_proj"), inter, hidden, false).await?,
@@ -240,6 +257,7 @@ impl TextModel {
         Ok(Scratch {
             max_tokens,
             ids: gpu.buffer("ids", t)?,
+            vision_map: gpu.buffer("vision_map", 2 * t)?,
             cos_sin: gpu.buffer("cos_sin", t * c.head_dim as u64)?,
             x: gpu.buffer("x", hidden)?,
             h: gpu.buffer("h", hidden)?,
@@ -266,7 +284,7 @@ impl TextModel {
     /// # Shapes
     /// `ids` `[n]`; `positions` `[3, n]` (T, H, W rows of M-RoPE) → `s.logits` `[vocab]`.
     pub fn forward(&self, gpu: &Gpu, step: &Step<'_>, kv: &KvCache, s: &Scratch) -> Result<(), EngineError> {
-        let Step { ids, positions, past, logits } = *step;
+        let Step { ids, positions, past, logits, vision } = *step;
         let n = ids.len();
         if n == 0 || n > s.max_tokens || positions.len() != 3 * n {
             return Err(EngineError::Op {
@@ -277,6 +295,29 @@ impl TextModel {
         if past + n > kv.capacity {
             return Err(EngineError::ContextFull { tokens: past + n, context: kv.capacity });
         }
+        let vision = vision.filter(|v| !v.map.is_empty());
+        if let Some(v) = vision {
+            if v.map.len() % 2 != 0 || v.map.chunks(2).any(|e| e[0] as usize >= n) {
+                return Err(EngineError::Op {
+                    op: "text forward".into(),
+                    message: "image map outside the step".into(),
+                });
+            }
+            gpu.write(&s.vision_map, 0, bytemuck::cast_slice(v.map));
+        }
+        let place = |rec: &mut Recorder<'_>, v: &StepVision<'_>, src: &wgpu::Buffer, accumulate: bool| {
+            let args = GatherRows {
+                map: &s.vision_map,
+                wt: None,
+                src,
+                dst: &s.x,
+                entries: (v.map.len() / 2) as u32,
+                taps: 1,
+                dim: self.cfg.hidden_size as u32,
+                accumulate,
+            };
+            gather::gather_rows(rec, args)
+        };
         gpu.write(&s.ids, 0, bytemuck::cast_slice(ids));
         let layout = rope::MropeLayout { section: self.cfg.mrope_section, interleaved: self.cfg.mrope_interleaved };
         gpu.write(&s.cos_sin, 0, bytemuck::cast_slice(&rope::rope_table(positions, &self.inv_freq, layout)));
@@ -295,8 +336,14 @@ impl TextModel {
                 &s.x,
             )?;
         }
-        for (layer, (k, v)) in self.layers.iter().zip(kv.k.iter().zip(&kv.v)) {
+        if let Some(v) = &vision {
+            place(&mut rec, v, v.embeds, false)?;
+        }
+        for (i, (layer, (k, v))) in self.layers.iter().zip(kv.k.iter().zip(&kv.v)).enumerate() {
             layer.forward(&mut rec, self, s, k, v, n, past)?;
+            if let Some(feature) = vision.as_ref().and_then(|v| v.deepstack.get(i).map(|f| (v, f))) {
+                place(&mut rec, feature.0, feature.1, true)?;
+            }
         }
         if logits {
             self.norm.forward(&mut rec, &s.x, &s.h, n)?;
