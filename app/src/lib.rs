@@ -8,7 +8,9 @@ pub mod worker;
 
 use leptos::prelude::*;
 
-use crate::components::{composer::Composer, message_list::MessageList, model_bar::ModelBar, settings::Settings};
+use crate::components::{
+    composer::Composer, message_list::MessageList, model_bar::ModelBar, screen_share::ScreenShare, settings::Settings,
+};
 use crate::state::{provide_app_state, use_app_state};
 
 /// The whole page: model bar, conversation, composer.
@@ -34,6 +36,7 @@ pub fn App() -> impl IntoView {
             </main>
             <footer class="bottom">
                 <Settings/>
+                <ScreenShare/>
                 <Composer/>
             </footer>
         </div>

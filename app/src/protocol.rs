@@ -1,7 +1,10 @@
-//! Messages between the page and the engine worker, as JSON strings over `postMessage`.
-//! Every [`Request`] is answered by exactly one [`Event::Done`] or [`Event::Error`] with its id,
-//! with any number of `Progress` or `Token` events before it. The worker announces itself with
-//! one `Started` event once it listens; a module worker drops messages that arrive earlier.
+//! Messages between the page and the engine worker. A request travels as an object
+//! `{json, buffers}`: the [`Request`] as JSON and, for a chat with pictures, one `Uint8Array`
+//! per [`ImageRef`] moved as a transferable (pixels never go through JSON). Events come back
+//! as JSON strings. Every [`Request`] is answered by exactly one [`Event::Done`] or
+//! [`Event::Error`] with its id, with any number of `Progress` or `Token` events before it. The
+//! worker announces itself with one `Started` event once it listens; a module worker drops
+//! messages that arrive earlier.
 
 use qwglm_engine::chat::Message;
 use qwglm_engine::generate::SamplingParams;
@@ -13,7 +16,16 @@ pub enum Request {
     /// Load a model from a base URL in the Hub's layout (`…/<repo>/resolve/<revision>`).
     Load { id: u64, base_url: String, max_context: usize },
     /// Answer the last user message of `messages`; `params` overrides the model defaults.
-    Chat { id: u64, messages: Vec<Message>, params: Option<SamplingParams> },
+    /// `images` are the pictures of the messages' image parts in order, their bytes in the
+    /// request's buffers; `max_pixels` caps their resized size.
+    Chat {
+        id: u64,
+        messages: Vec<Message>,
+        #[serde(default)]
+        images: Vec<ImageRef>,
+        max_pixels: Option<usize>,
+        params: Option<SamplingParams>,
+    },
     /// Stop request `target` (a running chat).
     Cancel { id: u64, target: u64 },
     /// Drop the model and free its GPU memory.
@@ -31,6 +43,14 @@ impl Request {
     }
 }
 
+/// One picture of a conversation: a key the page gave it (equal key, equal picture) and, for
+/// a raw RGBA frame from a canvas, its size (else the bytes are an image file).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ImageRef {
+    pub key: u64,
+    pub rgba: Option<(u32, u32)>,
+}
+
 /// What a loaded model reports.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelInfo {
@@ -40,6 +60,9 @@ pub struct ModelInfo {
     pub hidden_size: usize,
     pub vocab_size: usize,
     pub max_context: usize,
+    /// Whether the model has a vision tower (images can be sent).
+    #[serde(default)]
+    pub vision: bool,
     pub defaults: SamplingParams,
 }
 
@@ -49,6 +72,8 @@ pub struct TurnStats {
     pub prompt_tokens: usize,
     pub generated_tokens: usize,
     pub prefill_ms: f64,
+    #[serde(default)]
+    pub vision_ms: f64,
     pub decode_tokens_per_s: f64,
     pub stop: String,
 }

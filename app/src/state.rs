@@ -5,12 +5,12 @@
 use std::collections::HashSet;
 
 use leptos::prelude::*;
-use qwglm_engine::chat::{Message, Role};
+use qwglm_engine::chat::{Message, Part, Role};
 use qwglm_engine::generate::SamplingParams;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::protocol::{ErrorKind, Event, ModelInfo, Request, TurnStats};
+use crate::protocol::{ErrorKind, Event, ImageRef, ModelInfo, Request, TurnStats};
 
 /// The default model: Qwen3-VL-2B-Instruct from the Hub.
 pub const DEFAULT_MODEL_URL: &str = "https://huggingface.co/Qwen/Qwen3-VL-2B-Instruct/resolve/main";
@@ -31,11 +31,23 @@ pub enum EntryState {
     Failed,
 }
 
+/// A picture attached to a message: a file (picked, pasted, dropped) or a captured screen
+/// frame (raw RGBA of `rgba` size). `url` shows it; `data` is sent to the worker.
+#[derive(Clone)]
+pub struct Attachment {
+    pub key: u64,
+    pub url: String,
+    pub data: js_sys::Uint8Array,
+    pub rgba: Option<(u32, u32)>,
+}
+
 /// One message on screen. Its text is a signal so streaming tokens re-render only it.
 #[derive(Clone, Copy)]
 pub struct Entry {
     pub key: u64,
     pub role: Role,
+    /// Pictures of a user message, shown before its text.
+    pub images: StoredValue<Vec<Attachment>, LocalStorage>,
     pub text: RwSignal<String>,
     pub state: RwSignal<EntryState>,
     pub error: RwSignal<Option<String>>,
@@ -47,6 +59,8 @@ pub struct Entry {
 pub struct SettingsValues {
     pub temperature: Option<f32>,
     pub max_new_tokens: usize,
+    /// Pixel budget of a picture for the model (screen frames are downscaled to it).
+    pub max_image_pixels: usize,
 }
 
 #[derive(Clone, Copy)]
@@ -60,9 +74,17 @@ pub struct AppState {
     pub running: RwSignal<Option<(u64, u64)>>,
     pub settings: RwSignal<SettingsValues>,
     pub engine_error: RwSignal<Option<String>>,
+    /// Pictures waiting in the composer for the next message.
+    pub pending: RwSignal<Vec<Attachment>, LocalStorage>,
+    /// The shared screen, while sharing.
+    pub screen: RwSignal<Option<web_sys::MediaStream>, LocalStorage>,
+    /// Send a fresh frame of the shared screen with every message.
+    pub auto_capture: RwSignal<bool>,
+    /// A note about screen sharing (denied, ended, no frame yet).
+    pub screen_notice: RwSignal<Option<String>>,
     worker: StoredValue<Option<web_sys::Worker>, LocalStorage>,
-    /// Requests waiting for the worker's `Started` (JSON), and whether it came.
-    outbox: StoredValue<Vec<String>>,
+    /// Requests waiting for the worker's `Started` (JSON and buffers), and whether it came.
+    outbox: StoredValue<Vec<(String, Vec<js_sys::Uint8Array>)>, LocalStorage>,
     worker_started: StoredValue<bool>,
     next_id: StoredValue<u64>,
     /// Which request id is a load, so its Done/Error updates the model status.
@@ -93,10 +115,14 @@ pub fn provide_app_state() {
         status: RwSignal::new(ModelStatus::Empty),
         entries: RwSignal::new(Vec::new()),
         running: RwSignal::new(None),
-        settings: RwSignal::new(SettingsValues { temperature: None, max_new_tokens: 512 }),
+        settings: RwSignal::new(SettingsValues { temperature: None, max_new_tokens: 512, max_image_pixels: 1_003_520 }),
         engine_error: RwSignal::new(None),
+        pending: RwSignal::new_local(Vec::new()),
+        screen: RwSignal::new_local(None),
+        auto_capture: RwSignal::new(true),
+        screen_notice: RwSignal::new(None),
         worker: StoredValue::new_local(None),
-        outbox: StoredValue::new(Vec::new()),
+        outbox: StoredValue::new_local(Vec::new()),
         worker_started: StoredValue::new(false),
         next_id: StoredValue::new(1),
         pending_loads: StoredValue::new(HashSet::new()),
@@ -145,19 +171,35 @@ impl AppState {
     }
 
     fn send(self, make: impl FnOnce(u64) -> Request) -> Option<u64> {
+        self.send_with(Vec::new(), make)
+    }
+
+    /// Sends a request with buffers that travel beside it as transferables.
+    fn send_with(self, buffers: Vec<js_sys::Uint8Array>, make: impl FnOnce(u64) -> Request) -> Option<u64> {
         let id = self.next_id.get_value();
         self.next_id.set_value(id + 1);
         let req = make(id);
         let json = serde_json::to_string(&req).ok()?;
         if !self.worker_started.get_value() {
-            self.outbox.update_value(|q| q.push(json));
+            self.outbox.update_value(|q| q.push((json, buffers)));
             return Some(id);
         }
-        self.post(&json).then_some(id)
+        self.post(&json, &buffers).then_some(id)
     }
 
-    fn post(self, json: &str) -> bool {
-        let sent = self.worker.with_value(|w| w.as_ref().map(|w| w.post_message(&JsValue::from_str(json))));
+    fn post(self, json: &str, buffers: &[js_sys::Uint8Array]) -> bool {
+        let msg = js_sys::Object::new();
+        let list = js_sys::Array::new();
+        let transfer = js_sys::Array::new();
+        for b in buffers {
+            // A copy moves to the worker; the page keeps its own for the next turns.
+            let copy = b.slice(0, b.length());
+            transfer.push(&copy.buffer());
+            list.push(&copy);
+        }
+        let _ = js_sys::Reflect::set(&msg, &JsValue::from_str("json"), &JsValue::from_str(json));
+        let _ = js_sys::Reflect::set(&msg, &JsValue::from_str("buffers"), &list);
+        let sent = self.worker.with_value(|w| w.as_ref().map(|w| w.post_message_with_transfer(&msg, &transfer)));
         let ok = matches!(sent, Some(Ok(())));
         if !ok {
             self.engine_error.set(Some("the engine worker is not running".into()));
@@ -177,20 +219,45 @@ impl AppState {
         }
     }
 
-    /// Appends the user's message and asks for a reply.
+    /// Appends the user's message with the pictures waiting in the composer (and a fresh
+    /// frame of the shared screen when auto-capture is on) and asks for a reply.
     pub fn send_message(self, text: String) {
-        if text.trim().is_empty() || self.running.get_untracked().is_some() {
+        if self.running.get_untracked().is_some() {
             return;
         }
-        self.push_entry(Role::User, text, EntryState::Done);
+        let mut images = self.pending.get_untracked();
+        if self.screen.with_untracked(|s| s.is_some()) && self.auto_capture.get_untracked() {
+            match crate::components::screen_share::capture_frame(self) {
+                Ok(frame) => images.push(frame),
+                Err(e) => {
+                    self.screen_notice.set(Some(e));
+                    return;
+                }
+            }
+        }
+        if text.trim().is_empty() && images.is_empty() {
+            return;
+        }
+        self.pending.set(Vec::new());
+        let e = self.push_entry(Role::User, text, EntryState::Done);
+        e.images.set_value(images);
         self.request_reply();
+    }
+
+    /// A key for a new picture.
+    pub fn next_key(self) -> u64 {
+        let key = self.next_id.get_value();
+        self.next_id.set_value(key + 1);
+        key
     }
 
     /// Asks for a reply to the conversation as it stands (also a retry after a failure).
     pub fn request_reply(self) {
         // Failed replies are not part of the conversation the model sees.
         self.entries.update(|v| v.retain(|e| e.state.get_untracked() != EntryState::Failed));
-        let messages = self.conversation();
+        let (messages, images) = self.conversation();
+        let buffers: Vec<js_sys::Uint8Array> = images.iter().map(|a| a.data.clone()).collect();
+        let images: Vec<ImageRef> = images.iter().map(|a| ImageRef { key: a.key, rgba: a.rgba }).collect();
         let entry = self.push_entry(Role::Assistant, String::new(), EntryState::Streaming);
         let s = self.settings.get_untracked();
         let defaults = match self.status.get_untracked() {
@@ -204,7 +271,8 @@ impl AppState {
             seed: (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64,
             ..defaults
         };
-        match self.send(|id| Request::Chat { id, messages, params: Some(params) }) {
+        let max_pixels = Some(s.max_image_pixels);
+        match self.send_with(buffers, |id| Request::Chat { id, messages, images, max_pixels, params: Some(params) }) {
             Some(id) => self.running.set(Some((id, entry.key))),
             None => {
                 entry.state.set(EntryState::Failed);
@@ -219,15 +287,25 @@ impl AppState {
         }
     }
 
-    /// The messages the model should see: everything but failed replies and empty stubs.
-    fn conversation(self) -> Vec<Message> {
-        self.entries
+    /// The messages the model should see (everything but failed replies and empty stubs),
+    /// and their pictures in order.
+    fn conversation(self) -> (Vec<Message>, Vec<Attachment>) {
+        let mut pictures = Vec::new();
+        let messages = self
+            .entries
             .get_untracked()
             .iter()
             .filter(|e| e.state.get_untracked() != EntryState::Failed)
             .filter(|e| !(e.role == Role::Assistant && e.text.get_untracked().is_empty()))
-            .map(|e| Message::text(e.role, &e.text.get_untracked()))
-            .collect()
+            .map(|e| {
+                let images = e.images.get_value();
+                let mut content: Vec<Part> = images.iter().map(|_| Part::Image {}).collect();
+                pictures.extend(images);
+                content.push(Part::Text { text: e.text.get_untracked() });
+                Message { role: e.role, content }
+            })
+            .collect();
+        (messages, pictures)
     }
 
     fn push_entry(self, role: Role, text: String, state: EntryState) -> Entry {
@@ -236,6 +314,7 @@ impl AppState {
         let e = Entry {
             key,
             role,
+            images: StoredValue::new_local(Vec::new()),
             text: RwSignal::new(text),
             state: RwSignal::new(state),
             error: RwSignal::new(None),
@@ -264,8 +343,8 @@ impl AppState {
         match ev {
             Event::Started => {
                 self.worker_started.set_value(true);
-                for json in self.outbox.try_update_value(std::mem::take).unwrap_or_default() {
-                    self.post(&json);
+                for (json, buffers) in self.outbox.try_update_value(std::mem::take).unwrap_or_default() {
+                    self.post(&json, &buffers);
                 }
             }
             Event::Progress { id, bytes_done, bytes_total, tensor } => {

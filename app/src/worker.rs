@@ -3,6 +3,7 @@
 //! in one `Done` or `Error`.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use qwglm_engine::generate::SamplingParams;
@@ -12,13 +13,23 @@ use qwglm_engine::{EngineError, Gpu};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::protocol::{ErrorKind, Event, ModelInfo, Request, TurnStats};
+use qwglm_engine::prompt::ImageInput;
+use qwglm_vision::{DecodeLimits, RgbImage};
+
+use crate::protocol::{ErrorKind, Event, ImageRef, ModelInfo, Request, TurnStats};
+
+/// Largest picture decoded, checked from its header before any pixel is (64 megapixels).
+const MAX_DECODE_PIXELS: u64 = 64 << 20;
 
 #[derive(Default)]
 struct State {
     gpu: Option<Rc<Gpu>>,
     model: Option<Rc<ChatModel>>,
     session: Option<Session>,
+    /// Decoded pictures of the conversation by the page's key.
+    images: HashMap<u64, Rc<RgbImage>>,
+    /// Their patches for the loaded model, by key and pixel cap.
+    prepared: HashMap<(u64, Option<usize>), ImageInput>,
     /// The chat request running now and whether it was asked to stop.
     running: Option<(u64, Rc<Cell<bool>>)>,
 }
@@ -47,10 +58,17 @@ pub fn start() {
     console_error_panic_hook::set_once();
     let state = Rc::new(RefCell::new(State::default()));
     let onmessage = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |ev: web_sys::MessageEvent| {
-        let Some(text) = ev.data().as_string() else {
-            fail(0, ErrorKind::Request, "request is not a JSON string");
+        let data = ev.data();
+        let json = js_sys::Reflect::get(&data, &JsValue::from_str("json")).ok().and_then(|j| j.as_string());
+        let Some(text) = json else {
+            fail(0, ErrorKind::Request, "request is not {json, buffers}");
             return;
         };
+        let buffers: Vec<Vec<u8>> = js_sys::Reflect::get(&data, &JsValue::from_str("buffers"))
+            .ok()
+            .filter(js_sys::Array::is_array)
+            .map(|b| js_sys::Array::from(&b).iter().map(|a| js_sys::Uint8Array::new(&a).to_vec()).collect())
+            .unwrap_or_default();
         let req: Request = match serde_json::from_str(&text) {
             Ok(r) => r,
             Err(e) => {
@@ -59,18 +77,24 @@ pub fn start() {
             }
         };
         let state = state.clone();
-        wasm_bindgen_futures::spawn_local(handle(state, req));
+        wasm_bindgen_futures::spawn_local(handle(state, req, buffers));
     });
     scope().set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
     onmessage.forget();
     post(&Event::Started);
 }
 
-async fn handle(state: Rc<RefCell<State>>, req: Request) {
+async fn handle(state: Rc<RefCell<State>>, req: Request, buffers: Vec<Vec<u8>>) {
     let id = req.id();
     match req {
         Request::Load { base_url, max_context, .. } => load(&state, id, &base_url, max_context).await,
-        Request::Chat { messages, params, .. } => chat(&state, id, messages, params).await,
+        Request::Chat { messages, images, max_pixels, params, .. } => {
+            let inputs = match prepare_images(&state, &images, buffers, max_pixels) {
+                Ok(i) => i,
+                Err(e) => return fail(id, ErrorKind::Generate, e),
+            };
+            chat(&state, id, messages, inputs, params).await
+        }
         Request::Cancel { target, .. } => {
             let st = state.borrow();
             match &st.running {
@@ -103,6 +127,7 @@ async fn load(state: &Rc<RefCell<State>>, id: u64, base_url: &str, max_context: 
         let mut st = state.borrow_mut();
         st.session = None;
         st.model = None;
+        st.prepared.clear();
     }
     let existing = state.borrow().gpu.clone();
     let gpu = match existing {
@@ -155,6 +180,7 @@ async fn load(state: &Rc<RefCell<State>>, id: u64, base_url: &str, max_context: 
         hidden_size: cfg.hidden_size,
         vocab_size: cfg.vocab_size,
         max_context: model.max_context(),
+        vision: model.vision.is_some(),
         defaults: SamplingParams::from_generation_config(&model.generation),
     };
     let mut st = state.borrow_mut();
@@ -163,10 +189,56 @@ async fn load(state: &Rc<RefCell<State>>, id: u64, base_url: &str, max_context: 
     post(&Event::Done { id, model: Some(info), stats: None });
 }
 
+/// Decodes the pictures the worker has not seen (by key) and lays them out for the model.
+fn prepare_images(
+    state: &Rc<RefCell<State>>,
+    refs: &[ImageRef],
+    buffers: Vec<Vec<u8>>,
+    max_pixels: Option<usize>,
+) -> Result<Vec<ImageInput>, String> {
+    if refs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut st = state.borrow_mut();
+    let Some(model) = st.model.clone() else { return Err("no model is loaded".into()) };
+    if refs.len() != buffers.len() {
+        return Err(format!("{} pictures but {} buffers", refs.len(), buffers.len()));
+    }
+    // Pictures no longer in the conversation are dropped.
+    let keys: std::collections::HashSet<u64> = refs.iter().map(|r| r.key).collect();
+    st.images.retain(|k, _| keys.contains(k));
+    st.prepared.retain(|(k, _), _| keys.contains(k));
+    let mut out = Vec::with_capacity(refs.len());
+    for (r, bytes) in refs.iter().zip(buffers) {
+        if let Some(p) = st.prepared.get(&(r.key, max_pixels)) {
+            out.push(p.clone());
+            continue;
+        }
+        let img = match st.images.get(&r.key) {
+            Some(i) => i.clone(),
+            None => {
+                let decoded = match r.rgba {
+                    Some((w, h)) => qwglm_vision::from_rgba(w, h, bytes),
+                    None => qwglm_vision::decode(&bytes, DecodeLimits { max_pixels: MAX_DECODE_PIXELS }),
+                }
+                .map_err(|e| format!("picture {}: {e}", out.len() + 1))?;
+                let rc = Rc::new(decoded);
+                st.images.insert(r.key, rc.clone());
+                rc
+            }
+        };
+        let input = model.prepare_image(&img, max_pixels).map_err(|e| e.to_string())?;
+        st.prepared.insert((r.key, max_pixels), input.clone());
+        out.push(input);
+    }
+    Ok(out)
+}
+
 async fn chat(
     state: &Rc<RefCell<State>>,
     id: u64,
     messages: Vec<qwglm_engine::chat::Message>,
+    images: Vec<ImageInput>,
     params: Option<SamplingParams>,
 ) {
     let (model, session, cancel) = {
@@ -189,7 +261,7 @@ async fn chat(
         (model, session, cancel)
     };
     let mut session = session;
-    let result = run_turn(&model, &mut session, &messages, params, id, &cancel).await;
+    let result = run_turn(&model, &mut session, &messages, &images, params, id, &cancel).await;
     let mut st = state.borrow_mut();
     st.running = None;
     // A failed turn drops nothing but its own cache entries; the session stays usable unless
@@ -215,11 +287,12 @@ async fn run_turn(
     model: &ChatModel,
     session: &mut Session,
     messages: &[qwglm_engine::chat::Message],
+    images: &[ImageInput],
     params: Option<SamplingParams>,
     id: u64,
     cancel: &Cell<bool>,
 ) -> Result<TurnStats, EngineError> {
-    let prompt = model.prompt(messages, &[])?;
+    let prompt = model.prompt(messages, images)?;
     let params = params.unwrap_or_else(|| SamplingParams::from_generation_config(&model.generation));
     let summary = model
         .generate(session, &prompt, &params, &mut |ev| {
@@ -233,6 +306,7 @@ async fn run_turn(
         prompt_tokens: summary.prompt_tokens,
         generated_tokens: summary.generated_tokens,
         prefill_ms: summary.prefill_ms,
+        vision_ms: summary.vision_ms,
         decode_tokens_per_s: summary.decode_tokens_per_s,
         stop: format!("{:?}", summary.stop).to_lowercase(),
     })

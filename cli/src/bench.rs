@@ -29,6 +29,15 @@ pub struct Args {
     /// End with one JSON line of the figures.
     #[arg(long)]
     json: bool,
+    /// Image sizes for the vision-tower timing, WIDTHxHEIGHT (repeatable).
+    #[arg(long = "vision-size", default_values_t = ["448x448".to_string(), "1280x720".to_string()])]
+    vision_sizes: Vec<String>,
+    /// Skip the vision tower.
+    #[arg(long)]
+    no_vision: bool,
+    /// Skip the text tower (load, prefill, decode).
+    #[arg(long)]
+    vision_only: bool,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -46,9 +55,40 @@ pub fn run(a: Args) -> Result<()> {
         context: a.context,
         prefill_chunk: a.prefill_chunk,
     };
+    let mut sizes = Vec::new();
+    for s in &a.vision_sizes {
+        match s.split_once('x').map(|(w, h)| (w.parse::<u32>(), h.parse::<u32>())) {
+            Some((Ok(w), Ok(h))) if w > 0 && h > 0 => sizes.push((w, h)),
+            _ => bail!("--vision-size {s}: expected WIDTHxHEIGHT"),
+        }
+    }
+    if a.no_vision {
+        sizes.clear();
+    }
     pollster::block_on(async {
         let gpu = Gpu::new().await?;
         eprintln!("adapter: {} ({})", gpu.adapter.name, gpu.adapter.backend);
+        let vision = if sizes.is_empty() {
+            Vec::new()
+        } else {
+            bench::run_vision(&gpu, &a.synthetic, dtype, &sizes, 3, &mut |msg| eprintln!("… {msg}")).await?
+        };
+        for v in &vision {
+            let [t, h, w] = v.grid_thw;
+            println!(
+                "vision {:>4}x{:<4}  {:.1} ms per image ({} tokens, grid {t}x{h}x{w})",
+                v.width, v.height, v.ms_per_image, v.tokens
+            );
+        }
+        if a.vision_only {
+            if a.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"model": a.synthetic, "adapter": gpu.adapter.name, "vision": vision})
+                );
+            }
+            return Ok(());
+        }
         let r = bench::run(&gpu, &opts, &mut |msg| eprintln!("… {msg}")).await?;
         println!("model            {} ({}, {:.2} GB synthetic checkpoint)", r.model, r.quant, r.checkpoint_gb);
         println!("load             {:.2} s", r.load_s);
@@ -73,7 +113,7 @@ pub fn run(a: Args) -> Result<()> {
                     "read_bandwidth_gb_s": r.read_bandwidth_gb_s,
                     "roofline_ratio": r.roofline_ratio,
                     "load_s": r.load_s, "prefill": r.prefill, "decode_context": r.decode_context,
-                    "kernels": r.kernels,
+                    "kernels": r.kernels, "vision": vision,
                 })
             );
         }

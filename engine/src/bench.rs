@@ -2,22 +2,39 @@
 //! `config.json` and a `model.safetensors` whose bytes are generated on demand, so the real
 //! loader streams multi-gigabyte checkpoints that never exist on disk. [`run`] measures the
 //! read bandwidth of this adapter, prefill and decode speed, and how close decode comes to the
-//! bandwidth limit.
+//! bandwidth limit; [`run_vision`] times the vision tower per image.
 
 use serde::Serialize;
 
 use crate::error::{EngineError, LoadError};
 use crate::formats::gguf;
-use crate::formats::hf_config::{self, TextConfig};
+use crate::formats::hf_config::{self, TextConfig, VisionConfig};
 use crate::gpu::{now_ms, Gpu};
 use crate::kernels::reduce;
 use crate::load::{ByteSource, TensorIndex};
 use crate::models::layers::Loader;
 use crate::models::qwen_text::{text_positions, Step, TextModel};
+use crate::models::qwen_vision::{VisionInput, VisionModel};
 use crate::tensor::DType;
 
-/// Published shapes of the supported text towers (MODELS.md §1), as Hub-style config.json.
+/// Published shapes of the supported models (MODELS.md §1 and §2), as Hub-style config.json.
 pub fn preset_config(name: &str) -> Result<serde_json::Value, EngineError> {
+    let vision = match name {
+        "qwen3-vl-2b" | "qwen3-vl-4b" => serde_json::json!({
+            "depth": 24, "hidden_size": 1024, "intermediate_size": 4096, "num_heads": 16,
+            "out_hidden_size": if name == "qwen3-vl-2b" { 2048 } else { 2560 },
+            "patch_size": 16, "temporal_patch_size": 2, "spatial_merge_size": 2,
+            "hidden_act": "gelu_pytorch_tanh", "num_position_embeddings": 2304,
+            "deepstack_visual_indexes": [5, 11, 17]}),
+        "qwen2-vl-2b" => serde_json::json!({
+            "depth": 32, "embed_dim": 1280, "mlp_ratio": 4, "num_heads": 16, "hidden_size": 1536,
+            "patch_size": 14, "temporal_patch_size": 2, "spatial_merge_size": 2}),
+        _ => serde_json::json!({
+            "depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16,
+            "out_hidden_size": 2048, "patch_size": 14, "temporal_patch_size": 2,
+            "spatial_merge_size": 2, "hidden_act": "silu", "window_size": 112,
+            "fullatt_block_indexes": [7, 15, 23, 31]}),
+    };
     let (mt, hidden, layers, heads, kv, inter, theta, section, qwen3) = match name {
         "qwen3-vl-2b" => ("qwen3_vl", 2048, 28, 16, 8, 6144, 5e6, [24, 20, 20], true),
         "qwen3-vl-4b" => ("qwen3_vl", 2560, 36, 32, 8, 9728, 5e6, [24, 20, 20], true),
@@ -37,11 +54,12 @@ pub fn preset_config(name: &str) -> Result<serde_json::Value, EngineError> {
         "rope_scaling": {"type": "mrope", "mrope_section": section, "mrope_interleaved": qwen3},
     });
     Ok(if qwen3 {
-        serde_json::json!({"model_type": mt, "tie_word_embeddings": true, "text_config": text})
+        serde_json::json!({"model_type": mt, "tie_word_embeddings": true, "text_config": text, "vision_config": vision})
     } else {
         let mut flat = text;
         flat["model_type"] = mt.into();
         flat["tie_word_embeddings"] = true.into();
+        flat["vision_config"] = vision;
         flat
     })
 }
@@ -91,6 +109,20 @@ impl SyntheticSource {
         } else {
             Self::safetensors(config, dtype, &tensors)
         }
+    }
+
+    /// The vision tower of `config` alone, as a safetensors file of `dtype` (f32, f16 or bf16;
+    /// quantized types give f16: mmproj files are not mapped yet).
+    pub fn vision(config: &serde_json::Value, dtype: DType) -> Result<Self, EngineError> {
+        let bytes = serde_json::to_vec(config).map_err(|e| EngineError::Input(e.to_string()))?;
+        let cfg = hf_config::parse(&bytes)?;
+        let v = cfg.vision.ok_or_else(|| EngineError::Input("the shape has no vision tower".into()))?;
+        let tensors: Vec<(String, Vec<usize>)> = VisionModel::tensor_names(&v, "visual.")
+            .into_iter()
+            .map(|n| (n.clone(), vision_tensor_shape(&v, &n)))
+            .collect();
+        let dtype = if dtype.is_quantized() { DType::F16 } else { dtype };
+        Self::safetensors(bytes, dtype, &tensors)
     }
 
     fn safetensors(config: Vec<u8>, dtype: DType, tensors: &[(String, Vec<usize>)]) -> Result<Self, EngineError> {
@@ -217,6 +249,33 @@ fn tensor_shape(c: &TextConfig, name: &str) -> Vec<usize> {
         ("gate_proj" | "up_proj", _) => vec![c.intermediate_size, c.hidden_size],
         ("down_proj", _) => vec![c.hidden_size, c.intermediate_size],
         _ => vec![c.hidden_size],
+    }
+}
+
+/// The checkpoint shape of a vision-tower tensor named as [`VisionModel::tensor_names`] names it.
+fn vision_tensor_shape(v: &VisionConfig, name: &str) -> Vec<usize> {
+    let (c, i, out) = (v.hidden_size, v.intermediate_size, v.out_hidden_size);
+    let wide = c * v.spatial_merge_size * v.spatial_merge_size;
+    let merger = name.contains("merger");
+    let deep = name.contains("deepstack");
+    let leaf: Vec<&str> = name.rsplit('.').take(2).collect();
+    let weight = leaf[0] == "weight";
+    let (rows, cols) = match leaf[1] {
+        "proj" if name.contains("patch_embed") => (c, v.patch_dim()),
+        "pos_embed" => (v.num_position_embeddings, c),
+        "qkv" => (3 * c, c),
+        "proj" => (c, c),
+        "fc1" | "linear_fc1" | "gate_proj" | "up_proj" | "0" if merger => (wide, wide),
+        "fc2" | "linear_fc2" | "2" if merger => (out, wide),
+        "fc1" | "linear_fc1" | "gate_proj" | "up_proj" => (i, c),
+        "fc2" | "linear_fc2" | "down_proj" => (c, i),
+        _ if deep => (wide, 0),
+        _ => (c, 0),
+    };
+    if weight && cols > 0 {
+        vec![rows, cols]
+    } else {
+        vec![rows]
     }
 }
 
@@ -500,6 +559,81 @@ pub async fn run(gpu: &Gpu, o: &BenchOptions, progress: &mut dyn FnMut(&str)) ->
     })
 }
 
+/// Vision-tower time for one image of each size.
+#[derive(Clone, Debug, Serialize)]
+pub struct VisionBench {
+    pub width: u32,
+    pub height: u32,
+    /// Patch grid `[t, h, w]` after `smart_resize`, and the merged tokens it gives.
+    pub grid_thw: [usize; 3],
+    pub tokens: usize,
+    pub ms_per_image: f64,
+}
+
+/// Loads the vision tower of shape `model` with synthetic `dtype` weights and times a forward
+/// (median of `reps` after a warm-up) for an image of each `(width, height)`.
+pub async fn run_vision(
+    gpu: &Gpu,
+    model: &str,
+    dtype: DType,
+    sizes: &[(u32, u32)],
+    reps: usize,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<VisionBench>, EngineError> {
+    let config = preset_config(model)?;
+    let src = SyntheticSource::vision(&config, dtype)?;
+    let cfg = hf_config::parse(&src.config)?;
+    let v = cfg.vision.clone().ok_or_else(|| EngineError::Input("no vision tower".into()))?;
+    progress(&format!("loading {:.2} GB of synthetic vision weights", src.size() as f64 / 1e9));
+    let index = TensorIndex::open(&src, Some(src.weights_file())).await?;
+    let mut report = |_: &crate::models::layers::LoadProgress| {};
+    let mut loader = Loader {
+        gpu,
+        src: &src,
+        index: &index,
+        bytes_done: 0,
+        bytes_total: src.size(),
+        progress: &mut report,
+        quantize: None,
+    };
+    let tower = VisionModel::load(&mut loader, &v, "visual.").await?;
+    let mut pre = if cfg.family == hf_config::Family::Qwen3Vl {
+        qwglm_vision::PreprocessConfig::qwen3_vl()
+    } else {
+        qwglm_vision::PreprocessConfig::qwen2_vl()
+    };
+    pre.min_pixels = 1;
+    let mut out = Vec::new();
+    for &(w, h) in sizes {
+        progress(&format!("vision tower on {w}x{h}"));
+        let img =
+            qwglm_vision::RgbImage::from_fn(w, h, |x, y| qwglm_vision::Rgb([(x % 256) as u8, (y % 256) as u8, 128]));
+        let p = qwglm_vision::preprocess(&img, &pre)?;
+        let grids = [p.grid_thw];
+        let input = VisionInput { patches: &p.data, grids: &grids };
+        let mut times = Vec::new();
+        for r in 0..=reps {
+            let t = now_ms();
+            let o = tower.forward(gpu, &input)?;
+            gpu.read_f32(&o.embeds, 0, 1).await?;
+            if r > 0 {
+                times.push(now_ms() - t);
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        let [t, gh, gw] = p.grid_thw;
+        out.push(VisionBench {
+            width: w,
+            height: h,
+            grid_thw: p.grid_thw,
+            tokens: t * gh * gw / (v.spatial_merge_size * v.spatial_merge_size),
+            ms_per_image: times[times.len() / 2],
+        });
+    }
+    gpu.check()?;
+    Ok(out)
+}
+
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
@@ -514,6 +648,25 @@ mod tests {
         assert!((src.size() as f64 / 1e9 - 3.44).abs() < 0.05, "{}", src.size());
         let t = pollster::block_on(index.read(&src, "model.language_model.norm.weight")).unwrap();
         assert!(t.to_f32().iter().all(|v| v.is_finite() && v.abs() < 0.02 && v.abs() >= 0.0078));
+    }
+
+    /// The synthetic vision towers have the published sizes (MODELS.md §3: 1.33 and 1.34 GB in
+    /// bf16) and every tensor the loader asks for.
+    #[test]
+    fn synthetic_vision_towers_have_the_published_sizes() {
+        for (shape, gb) in [("qwen2-vl-2b", 1.33), ("qwen2.5-vl-3b", 1.34)] {
+            let src = SyntheticSource::vision(&preset_config(shape).unwrap(), DType::BF16).unwrap();
+            assert!((src.size() as f64 / 1e9 - gb).abs() < 0.02, "{shape}: {}", src.size());
+        }
+        let config = preset_config("qwen3-vl-2b").unwrap();
+        let src = SyntheticSource::vision(&config, DType::F16).unwrap();
+        let index = pollster::block_on(TensorIndex::open(&src, None)).unwrap();
+        let v = hf_config::parse(&src.config).unwrap().vision.unwrap();
+        for name in VisionModel::tensor_names(&v, "visual.") {
+            assert!(index.contains(&name), "{name}");
+        }
+        assert_eq!(index.entries["visual.deepstack_merger_list.2.norm.weight"].shape, vec![4096]);
+        assert_eq!(index.entries["visual.merger.linear_fc2.weight"].shape, vec![2048, 4096]);
     }
 
     /// Quantized synthetic checkpoints are GGUF files the real parser reads back, every name

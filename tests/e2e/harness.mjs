@@ -26,7 +26,7 @@ function freePort() {
   });
 }
 
-function qwglmBinary() {
+export function qwglmBinary() {
   for (const p of ['target/release/qwglm', 'target/debug/qwglm']) {
     const full = path.join(root, p);
     if (existsSync(full)) return full;

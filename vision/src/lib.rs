@@ -7,7 +7,7 @@
 
 mod preprocess;
 
-pub use image::RgbImage;
+pub use image::{Rgb, RgbImage};
 pub use preprocess::{
     decode, from_rgba, patchify, preprocess, resize, smart_resize, DecodeLimits, Patches, PreprocessConfig,
 };

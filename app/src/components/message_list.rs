@@ -37,9 +37,10 @@ fn MessageView(
     let stats = move || {
         entry.stats.get().map(|s| {
             format!(
-                "{} prompt tokens · prefill {:.0} ms · {} tokens at {:.1} tok/s{}",
+                "{} prompt tokens · prefill {:.0} ms{} · {} tokens at {:.1} tok/s{}",
                 s.prompt_tokens,
                 s.prefill_ms,
+                if s.vision_ms > 0.0 { format!(" (vision {:.0} ms)", s.vision_ms) } else { String::new() },
                 s.generated_tokens,
                 s.decode_tokens_per_s,
                 if s.stop == "cancelled" { " · stopped" } else { "" }
@@ -48,6 +49,11 @@ fn MessageView(
     };
     view! {
         <li class=format!("message {role_class}") data-testid=testid data-state=state_attr>
+            <div class="images">
+                {entry.images.get_value().into_iter().map(|a| view! {
+                    <img data-testid="message-image" src=a.url alt="picture sent with the message"/>
+                }).collect_view()}
+            </div>
             <div class="text" data-testid="message-text">{move || entry.text.get()}</div>
             <Show when=move || entry.state.get() == EntryState::Streaming>
                 <span class="typing" aria-label="generating">"▍"</span>

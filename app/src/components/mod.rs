@@ -3,4 +3,5 @@
 pub mod composer;
 pub mod message_list;
 pub mod model_bar;
+pub mod screen_share;
 pub mod settings;

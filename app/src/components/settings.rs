@@ -1,4 +1,5 @@
-//! Generation settings: temperature (blank = the model's default) and the reply length.
+//! Generation settings: temperature (blank = the model's default), the reply length, the
+//! context, and the pixel budget of pictures and screen frames.
 
 use leptos::prelude::*;
 
@@ -31,6 +32,19 @@ pub fn Settings() -> impl IntoView {
                     on:change=move |ev| {
                         if let Ok(n) = event_target_value(&ev).trim().parse::<usize>() {
                             st.settings.update(|s| s.max_new_tokens = n.clamp(1, 8192));
+                        }
+                    }
+                />
+            </label>
+            <label>
+                "Picture pixel budget (screen frames are downscaled to it)"
+                <input
+                    data-testid="max-image-pixels"
+                    type="number" min="3136" max="16777216" step="1024"
+                    prop:value=move || st.settings.get().max_image_pixels.to_string()
+                    on:change=move |ev| {
+                        if let Ok(n) = event_target_value(&ev).trim().parse::<usize>() {
+                            st.settings.update(|s| s.max_image_pixels = n.clamp(3136, 16_777_216));
                         }
                     }
                 />
