@@ -182,6 +182,16 @@ impl SyntheticSource {
         Ok(SyntheticSource { config, head: h, file: "model.gguf", segments, size: data_start + offset })
     }
 
+    /// A loader over this checkpoint (weights kept in their stored type).
+    fn loader<'a>(
+        &'a self,
+        gpu: &'a Gpu,
+        index: &'a TensorIndex,
+        report: &'a mut dyn FnMut(&crate::models::layers::LoadProgress),
+    ) -> Loader<'a, Self> {
+        Loader { gpu, src: self, index, bytes_done: 0, bytes_total: self.size, progress: report, quantize: None }
+    }
+
     /// Bytes of the synthetic checkpoint.
     pub fn size(&self) -> u64 {
         self.size
@@ -478,15 +488,7 @@ pub async fn run(gpu: &Gpu, o: &BenchOptions, progress: &mut dyn FnMut(&str)) ->
     let prefix =
         if index.contains("model.language_model.embed_tokens.weight") { "model.language_model." } else { "model." };
     let mut report = |_: &crate::models::layers::LoadProgress| {};
-    let mut loader = Loader {
-        gpu,
-        src: &src,
-        index: &index,
-        bytes_done: 0,
-        bytes_total: src.size(),
-        progress: &mut report,
-        quantize: None,
-    };
+    let mut loader = src.loader(gpu, &index, &mut report);
     let model = TextModel::load(&mut loader, &cfg.text, prefix).await?;
     gpu.check()?;
     let load_s = (now_ms() - t0) / 1000.0;
@@ -587,15 +589,7 @@ pub async fn run_vision(
     progress(&format!("loading {:.2} GB of synthetic vision weights", src.size() as f64 / 1e9));
     let index = TensorIndex::open(&src, Some(src.weights_file())).await?;
     let mut report = |_: &crate::models::layers::LoadProgress| {};
-    let mut loader = Loader {
-        gpu,
-        src: &src,
-        index: &index,
-        bytes_done: 0,
-        bytes_total: src.size(),
-        progress: &mut report,
-        quantize: None,
-    };
+    let mut loader = src.loader(gpu, &index, &mut report);
     let tower = VisionModel::load(&mut loader, &v, "visual.").await?;
     let mut pre = if cfg.family == hf_config::Family::Qwen3Vl {
         qwglm_vision::PreprocessConfig::qwen3_vl()

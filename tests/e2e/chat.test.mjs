@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { root, startServer, launch, withPage } from './harness.mjs';
+import { root, startServer, launch, withPage, loadFixture as loadFixtureFrom, setGreedy } from './harness.mjs';
 
 const reference = JSON.parse(readFileSync(path.join(root, 'tests/fixtures/qwen3_vl/reference.json'), 'utf8'));
 let server;
@@ -20,21 +20,13 @@ after(async () => {
   server?.stop();
 });
 
-async function loadFixture(page, family = 'qwen3_vl') {
-  await page.getByTestId('model-url').fill(`${server.base}/models/${family}/resolve/main`);
-  await page.getByTestId('load-model').click();
-  await page.getByTestId('model-status').filter({ hasText: /Ready|Could not/ }).waitFor({ timeout: 120_000 });
-}
+const loadFixture = (page, family) => loadFixtureFrom(page, server, family);
 
 test('a message gets the reference greedy reply, streamed into the page', async () => {
   await withPage(browser, `${server.base}/`, async (page) => {
       await loadFixture(page);
       assert.match(await page.getByTestId('model-status').textContent(), /Ready: Qwen3Vl/);
-      await page.locator('details.settings summary').click();
-      await page.getByTestId('temperature').fill('0');
-      await page.getByTestId('temperature').dispatchEvent('change');
-      await page.getByTestId('max-tokens').fill(String(reference.max_new_tokens));
-      await page.getByTestId('max-tokens').dispatchEvent('change');
+      await setGreedy(page, reference.max_new_tokens);
 
       const c = reference.cases[0];
       await page.getByTestId('composer-input').fill(c.prompt);

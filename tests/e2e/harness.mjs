@@ -81,3 +81,19 @@ export async function withPage(browser, url, body) {
     await close();
   }
 }
+
+/** Loads `tests/fixtures/<family>` from `server` in the page and waits for its status. */
+export async function loadFixture(page, server, family = 'qwen3_vl') {
+  await page.getByTestId('model-url').fill(`${server.base}/models/${family}/resolve/main`);
+  await page.getByTestId('load-model').click();
+  await page.getByTestId('model-status').filter({ hasText: /Ready|Could not/ }).waitFor({ timeout: 120_000 });
+}
+
+/** Greedy replies of `maxTokens` tokens, set in the settings panel. */
+export async function setGreedy(page, maxTokens) {
+  await page.locator('details.settings summary').click();
+  await page.getByTestId('temperature').fill('0');
+  await page.getByTestId('temperature').dispatchEvent('change');
+  await page.getByTestId('max-tokens').fill(String(maxTokens));
+  await page.getByTestId('max-tokens').dispatchEvent('change');
+}

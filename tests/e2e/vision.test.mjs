@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { root, startServer, launch, withPage, qwglmBinary } from './harness.mjs';
+import { root, startServer, launch, withPage, qwglmBinary, loadFixture, setGreedy } from './harness.mjs';
 
 const reference = JSON.parse(readFileSync(path.join(root, 'tests/fixtures/qwen3_vl/reference.json'), 'utf8'));
 const exact = reference.image_cases.find((c) => c.name === 'exact');
@@ -27,15 +27,9 @@ after(async () => {
 });
 
 async function loadGreedy(page) {
-  await page.getByTestId('model-url').fill(`${server.base}/models/qwen3_vl/resolve/main`);
-  await page.getByTestId('load-model').click();
-  await page.getByTestId('model-status').filter({ hasText: /Ready|Could not/ }).waitFor({ timeout: 120_000 });
+  await loadFixture(page, server);
   assert.match(await page.getByTestId('model-status').textContent(), /Ready: Qwen3Vl/);
-  await page.locator('details.settings summary').click();
-  await page.getByTestId('temperature').fill('0');
-  await page.getByTestId('temperature').dispatchEvent('change');
-  await page.getByTestId('max-tokens').fill(String(reference.max_new_tokens));
-  await page.getByTestId('max-tokens').dispatchEvent('change');
+  await setGreedy(page, reference.max_new_tokens);
 }
 
 async function reply(page, n = 0) {
