@@ -182,12 +182,17 @@ impl ChatModel {
         })
     }
 
+    /// The vision tower, or the error a text-only checkpoint gives for images.
+    fn vision_tower(&self) -> Result<&VisionModel, EngineError> {
+        self.vision
+            .as_ref()
+            .ok_or_else(|| EngineError::Input("this model has no vision tower, so it cannot read images".into()))
+    }
+
     /// Resizes, normalises and lays out an image for this model's vision tower. `max_pixels`
     /// lowers the processor's own cap (the app's pixel budget for screen frames).
     pub fn prepare_image(&self, image: &RgbImage, max_pixels: Option<usize>) -> Result<ImageInput, EngineError> {
-        if self.vision.is_none() {
-            return Err(EngineError::Input("this model has no vision tower, so it cannot read images".into()));
-        }
+        self.vision_tower()?;
         let mut cfg = self.preprocess.clone();
         if let Some(m) = max_pixels {
             cfg.max_pixels = cfg.max_pixels.min(m).max(cfg.min_pixels);
@@ -201,8 +206,8 @@ impl ChatModel {
     pub fn prompt(&self, messages: &[Message], images: &[ImageInput]) -> Result<Prompt, EngineError> {
         let text = self.template.render(messages, true)?;
         let ids = self.tokenizer.encode(&text)?;
-        if !images.is_empty() && self.vision.is_none() {
-            return Err(EngineError::Input("this model has no vision tower, so it cannot read images".into()));
+        if !images.is_empty() {
+            self.vision_tower()?;
         }
         let merge = self.vision.as_ref().map_or(2, |v| v.cfg.spatial_merge_size);
         Prompt::build(text, &ids, self.config.image_token_id, images, merge)
@@ -326,10 +331,7 @@ impl ChatModel {
         if todo.is_empty() {
             return Ok(None);
         }
-        let vision = self
-            .vision
-            .as_ref()
-            .ok_or_else(|| EngineError::Input("this model has no vision tower, so it cannot read images".into()))?;
+        let vision = self.vision_tower()?;
         let patches: Vec<f32> = todo.iter().flat_map(|im| im.input.patches.iter().copied()).collect();
         let grids: Vec<[usize; 3]> = todo.iter().map(|im| im.input.grid_thw).collect();
         let out = vision.forward(&self.gpu, &VisionInput { patches: &patches, grids: &grids })?;

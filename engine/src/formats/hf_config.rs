@@ -85,6 +85,17 @@ impl VisionConfig {
         self.hidden_size / self.num_heads.max(1)
     }
 
+    /// Qwen2.5-VL's blocks: SwiGLU MLP (`hidden_act` "silu") and RMSNorm everywhere.
+    pub fn swiglu(&self) -> bool {
+        self.hidden_act == "silu"
+    }
+
+    /// Qwen3-VL's layout: a learned position table, a biased patch embedding, `linear_fc*`
+    /// names and DeepStack mergers.
+    pub fn qwen3(&self) -> bool {
+        self.num_position_embeddings > 0
+    }
+
     /// Values per flattened patch: channels × temporal patch × patch².
     pub fn patch_dim(&self) -> usize {
         self.in_channels * self.temporal_patch_size * self.patch_size * self.patch_size

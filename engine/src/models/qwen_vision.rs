@@ -99,8 +99,7 @@ impl VisionModel {
         prefix: &str,
     ) -> Result<Self, EngineError> {
         let (c, inter) = (cfg.hidden_size, cfg.intermediate_size);
-        let qwen3 = cfg.num_position_embeddings > 0;
-        let rms = cfg.hidden_act == "silu";
+        let (qwen3, rms) = (cfg.qwen3(), cfg.swiglu());
         let patch_embed = Linear::load(l, &format!("{prefix}patch_embed.proj"), cfg.patch_dim(), c, qwen3).await?;
         let pos_embed = if qwen3 {
             let t = l.tensor(&format!("{prefix}pos_embed.weight")).await?;
@@ -158,8 +157,7 @@ impl VisionModel {
 
     /// Names of every tensor `load` reads.
     pub fn tensor_names(cfg: &VisionConfig, prefix: &str) -> Vec<String> {
-        let qwen3 = cfg.num_position_embeddings > 0;
-        let rms = cfg.hidden_act == "silu";
+        let (qwen3, rms) = (cfg.qwen3(), cfg.swiglu());
         let lin = |n: &str, bias: bool| {
             let mut v = vec![format!("{n}.weight")];
             if bias {
@@ -272,8 +270,7 @@ impl VisionModel {
         let q = buf("vision.q", n * c)?;
         let k = buf("vision.k", n * c)?;
         let attn_out = buf("vision.attn", n * c)?;
-        let gated = matches!(self.blocks.first().map(|b| &b.mlp), Some(Mlp::Gated { .. }));
-        let mlp_width = if gated { 2 * cfg.intermediate_size } else { cfg.intermediate_size };
+        let mlp_width = if cfg.swiglu() { 2 * cfg.intermediate_size } else { cfg.intermediate_size };
         let chunk = ((MLP_CHUNK_BYTES.min(limit) / (mlp_width as u64 * f)) as usize).clamp(1, n);
         let mlp = buf("vision.mlp", chunk * mlp_width)?;
         let act = buf("vision.mlp.act", chunk * cfg.intermediate_size)?;
@@ -369,12 +366,12 @@ impl Merger {
         prefix: &str,
         postshuffle: bool,
     ) -> Result<Self, EngineError> {
-        let qwen3 = cfg.num_position_embeddings > 0;
+        let qwen3 = cfg.qwen3();
         let wide = cfg.hidden_size * cfg.spatial_merge_size * cfg.spatial_merge_size;
         let [norm, fc1, fc2] = Self::names(qwen3);
         let norm_dim = if postshuffle { wide } else { cfg.hidden_size };
         Ok(Merger {
-            norm: Norm::load(l, &format!("{prefix}.{norm}"), norm_dim, EPS, cfg.hidden_act == "silu").await?,
+            norm: Norm::load(l, &format!("{prefix}.{norm}"), norm_dim, EPS, cfg.swiglu()).await?,
             postshuffle,
             fc1: Linear::load(l, &format!("{prefix}.{fc1}"), wide, wide, true).await?,
             fc2: Linear::load(l, &format!("{prefix}.{fc2}"), wide, cfg.out_hidden_size, true).await?,
