@@ -55,6 +55,11 @@ pub struct Args {
     /// Weight file in the model folder when not model.safetensors (e.g. model-q4_0.gguf).
     #[arg(long)]
     weights: Option<String>,
+    /// A llama.cpp `mmproj` GGUF in the model folder with the vision tower (for a GGUF
+    /// text model; config, tokenizer and template come from the GGUFs when the folder has
+    /// no Hugging Face files).
+    #[arg(long)]
+    mmproj: Option<String>,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -81,7 +86,13 @@ async fn generate<S: ByteSource>(a: &Args, src: S) -> Result<()> {
             _ => bail!("--quant {q}: expected q8_0 or q4_0"),
         },
     };
-    let options = LoadOptions { max_context: a.context, quantize, weights: a.weights.clone(), ..Default::default() };
+    let options = LoadOptions {
+        max_context: a.context,
+        quantize,
+        weights: a.weights.clone(),
+        mmproj: a.mmproj.clone(),
+        ..Default::default()
+    };
     let model =
         ChatModel::load(gpu, &src, options, &mut |_| {}).await.with_context(|| format!("loading {}", a.model))?;
     let mut params = SamplingParams::from_generation_config(&model.generation);

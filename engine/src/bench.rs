@@ -117,7 +117,7 @@ impl SyntheticSource {
         let bytes = serde_json::to_vec(config).map_err(|e| EngineError::Input(e.to_string()))?;
         let cfg = hf_config::parse(&bytes)?;
         let v = cfg.vision.ok_or_else(|| EngineError::Input("the shape has no vision tower".into()))?;
-        let tensors: Vec<(String, Vec<usize>)> = VisionModel::tensor_names(&v, "visual.")
+        let tensors: Vec<(String, Vec<usize>)> = VisionModel::tensor_names(&v, "visual.", false)
             .into_iter()
             .map(|n| (n.clone(), vision_tensor_shape(&v, &n)))
             .collect();
@@ -483,7 +483,7 @@ pub async fn run(gpu: &Gpu, o: &BenchOptions, progress: &mut dyn FnMut(&str)) ->
         src.weights_file()
     ));
     let t0 = now_ms();
-    let index = TensorIndex::open(&src, Some(src.weights_file())).await?;
+    let index = TensorIndex::open(&src, Some(src.weights_file()), None).await?;
     // GGUF names map to `model.`; Qwen3-VL safetensors nest the text tower one level deeper.
     let prefix =
         if index.contains("model.language_model.embed_tokens.weight") { "model.language_model." } else { "model." };
@@ -587,7 +587,7 @@ pub async fn run_vision(
     let cfg = hf_config::parse(&src.config)?;
     let v = cfg.vision.clone().ok_or_else(|| EngineError::Input("no vision tower".into()))?;
     progress(&format!("loading {:.2} GB of synthetic vision weights", src.size() as f64 / 1e9));
-    let index = TensorIndex::open(&src, Some(src.weights_file())).await?;
+    let index = TensorIndex::open(&src, Some(src.weights_file()), None).await?;
     let mut report = |_: &crate::models::layers::LoadProgress| {};
     let mut loader = src.loader(gpu, &index, &mut report);
     let tower = VisionModel::load(&mut loader, &v, "visual.").await?;
@@ -635,7 +635,7 @@ mod tests {
     #[test]
     fn synthetic_checkpoint_is_a_valid_safetensors_file() {
         let src = SyntheticSource::new(&preset_config("qwen3-vl-2b").unwrap(), DType::BF16).unwrap();
-        let index = pollster::block_on(TensorIndex::open(&src, None)).unwrap();
+        let index = pollster::block_on(TensorIndex::open(&src, None, None)).unwrap();
         let emb = &index.entries["model.language_model.embed_tokens.weight"];
         assert_eq!(emb.shape, vec![151936, 2048]);
         // 1.72 B text parameters in bf16 (MODELS.md §3: 3.44 GB).
@@ -654,9 +654,9 @@ mod tests {
         }
         let config = preset_config("qwen3-vl-2b").unwrap();
         let src = SyntheticSource::vision(&config, DType::F16).unwrap();
-        let index = pollster::block_on(TensorIndex::open(&src, None)).unwrap();
+        let index = pollster::block_on(TensorIndex::open(&src, None, None)).unwrap();
         let v = hf_config::parse(&src.config).unwrap().vision.unwrap();
-        for name in VisionModel::tensor_names(&v, "visual.") {
+        for name in VisionModel::tensor_names(&v, "visual.", false) {
             assert!(index.contains(&name), "{name}");
         }
         assert_eq!(index.entries["visual.deepstack_merger_list.2.norm.weight"].shape, vec![4096]);
@@ -672,7 +672,7 @@ mod tests {
         {
             let config = preset_config(shape).unwrap();
             let src = SyntheticSource::new(&config, dtype).unwrap();
-            let index = pollster::block_on(TensorIndex::open(&src, Some(src.weights_file()))).unwrap();
+            let index = pollster::block_on(TensorIndex::open(&src, Some(src.weights_file()), None)).unwrap();
             let cfg = hf_config::parse(&serde_json::to_vec(&config).unwrap()).unwrap();
             for name in TextModel::tensor_names(&cfg.text, "model.") {
                 assert!(index.contains(&name), "{dtype:?} {shape}: {name} missing");

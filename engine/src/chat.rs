@@ -155,7 +155,7 @@ mod tests {
     fn renders_and_encodes_like_transformers() {
         for family in ["qwen2_vl", "qwen2_5_vl", "qwen3_vl"] {
             let dir = std::path::PathBuf::from(format!("{}/../tests/fixtures/{family}", env!("CARGO_MANIFEST_DIR")));
-            let files = pollster::block_on(ModelFiles::open(&DirSource(dir.clone()), None)).unwrap();
+            let files = pollster::block_on(ModelFiles::open(&DirSource(dir.clone()), None, None)).unwrap();
             let tmpl = ChatTemplate::new(&files.chat_template).unwrap();
             let tok = Tokenizer::from_bytes(&files.tokenizer_json).unwrap();
             let r: Reference = serde_json::from_slice(&std::fs::read(dir.join("reference.json")).unwrap()).unwrap();
@@ -175,7 +175,7 @@ mod tests {
     #[test]
     fn multi_turn_and_images_render() {
         let dir = std::path::PathBuf::from(format!("{}/../tests/fixtures/qwen3_vl", env!("CARGO_MANIFEST_DIR")));
-        let files = pollster::block_on(ModelFiles::open(&DirSource(dir), None)).unwrap();
+        let files = pollster::block_on(ModelFiles::open(&DirSource(dir), None, None)).unwrap();
         let tmpl = ChatTemplate::new(&files.chat_template).unwrap();
         let msgs = vec![
             Message { role: Role::User, content: vec![Part::Image {}, Part::Text { text: "What is this?".into() }] },

@@ -18,6 +18,8 @@ pub enum LoadError {
     Architecture(String),
     #[error("{file}: malformed safetensors: {message}")]
     Safetensors { file: String, message: String },
+    #[error("{file}: malformed GGUF: {message}")]
+    Gguf { file: String, message: String },
     #[error("tensor {0} is missing from the checkpoint")]
     MissingTensor(String),
     #[error("tensor {tensor}: expected shape {expected:?}, found {found:?}")]

@@ -5,11 +5,14 @@
 //! tensor, never the file. Sources: a local folder, an HTTP base URL in the Hub's
 //! `/<repo>/resolve/<revision>/` layout (native: ureq; browser: `fetch` with `Range`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+
+use qwglm_vision::PreprocessConfig;
 
 use crate::error::LoadError;
 use crate::formats::gguf;
-use crate::formats::hf_config::{self, ModelConfig};
+use crate::formats::gguf_model;
+use crate::formats::hf_config::{self, Family, ModelConfig, VisionConfig};
 use crate::formats::safetensors::{self, Encoding, TensorEntry};
 use crate::tensor::HostTensor;
 
@@ -266,18 +269,55 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Er
     })
 }
 
-/// Every tensor of a checkpoint (one file or a sharded index), by name.
+/// Every tensor of a checkpoint (one file, a sharded index, or a GGUF with its `mmproj`), by
+/// Hugging Face name.
+#[derive(Default)]
 pub struct TensorIndex {
     pub entries: HashMap<String, TensorEntry>,
+    /// Tensors stored in two parts and joined on read: an `mmproj` patch embedding's
+    /// temporal slices, under the name of the whole kernel.
+    pub joined: HashMap<String, [TensorEntry; 2]>,
+    /// The text GGUF's metadata, when the weights are a GGUF.
+    pub gguf: Option<GgufMeta>,
+    /// The `mmproj` file's metadata, with its family and vision config.
+    pub mmproj: Option<(GgufMeta, Family, VisionConfig)>,
+}
+
+/// One GGUF file's name and metadata.
+pub struct GgufMeta {
+    pub file: String,
+    pub kv: BTreeMap<String, gguf::Value>,
+}
+
+impl GgufMeta {
+    pub fn meta(&self) -> gguf_model::Meta<'_> {
+        gguf_model::Meta { file: &self.file, kv: &self.kv }
+    }
 }
 
 impl TensorIndex {
     /// Reads `model.safetensors.index.json` and each shard's header, or `model.safetensors`'s;
-    /// with `weights`, that one file instead (`.safetensors` or `.gguf`).
-    pub async fn open<S: ByteSource>(src: &S, weights: Option<&str>) -> Result<Self, LoadError> {
-        if let Some(file) = weights.filter(|f| f.ends_with(".gguf")) {
-            return Self::open_gguf(src, file).await;
+    /// with `weights`, that one file instead (`.safetensors` or `.gguf`); with `mmproj`, the
+    /// vision tower from that llama.cpp `mmproj` GGUF.
+    pub async fn open<S: ByteSource>(src: &S, weights: Option<&str>, mmproj: Option<&str>) -> Result<Self, LoadError> {
+        let mut index = match weights.filter(|f| f.ends_with(".gguf")) {
+            Some(file) => {
+                let (kv, tensors) = read_gguf(src, file).await?;
+                let entries = tensors
+                    .into_iter()
+                    .filter_map(|e| gguf::hf_name(&e.name).map(|hf| (hf.clone(), TensorEntry { name: hf, ..e })))
+                    .collect();
+                TensorIndex { entries, gguf: Some(GgufMeta { file: file.to_string(), kv }), ..Default::default() }
+            }
+            None => Self::open_safetensors(src, weights).await?,
+        };
+        if let Some(file) = mmproj {
+            index.add_mmproj(src, file).await?;
         }
+        Ok(index)
+    }
+
+    async fn open_safetensors<S: ByteSource>(src: &S, weights: Option<&str>) -> Result<Self, LoadError> {
         let files = match (weights, read_optional(src, "model.safetensors.index.json").await?) {
             (Some(file), _) => vec![file.to_string()],
             (None, Some(bytes)) => {
@@ -307,58 +347,110 @@ impl TensorIndex {
                 entries.insert(e.name.clone(), e);
             }
         }
-        Ok(TensorIndex { entries })
+        Ok(TensorIndex { entries, ..Default::default() })
     }
 
-    /// A GGUF file's text-tower tensors under their Hugging Face names. The header is read in
-    /// growing prefixes (metadata with a whole vocabulary runs to megabytes).
-    async fn open_gguf<S: ByteSource>(src: &S, file: &str) -> Result<Self, LoadError> {
-        check_file_name(file)?;
-        let size = src.size(file).await?;
-        let bad = |message: String| LoadError::Safetensors { file: file.to_string(), message };
-        let mut want: u64 = 1 << 20;
-        let header = loop {
-            let len = size.map_or(want, |s| want.min(s));
-            let prefix = match src.read_range(file, 0, len).await {
-                Ok(p) => p,
-                // Unknown size and a file shorter than the prefix: take what the source has.
-                Err(_) if size.is_none() && want > 1 << 20 => {
-                    return Err(bad("header runs past the end of the file".into()))
-                }
-                Err(e) => return Err(e),
+    /// Adds the vision tower of an `mmproj` GGUF under `visual.` names.
+    async fn add_mmproj<S: ByteSource>(&mut self, src: &S, file: &str) -> Result<(), LoadError> {
+        let (kv, tensors) = read_gguf(src, file).await?;
+        let meta = GgufMeta { file: file.to_string(), kv };
+        let (family, vision) = gguf_model::vision_config(&meta.meta(), &tensors)?;
+        let mut slices: [Option<TensorEntry>; 2] = [None, None];
+        for e in tensors {
+            let Some(hf) = gguf_model::mmproj_hf_name(&e.name, family, &vision.deepstack_visual_indexes) else {
+                continue;
             };
-            match gguf::parse(file, &prefix, size) {
-                Ok(h) => break h,
-                Err(gguf::ParseError::NeedMore) if size.is_none_or(|s| len < s) && want < 1 << 30 => want *= 4,
-                Err(gguf::ParseError::NeedMore) => return Err(bad("the header is truncated".into())),
-                Err(gguf::ParseError::Bad(m)) => return Err(bad(m)),
+            match gguf_model::PATCH_SLICES.iter().position(|s| *s == hf) {
+                Some(i) => slices[i] = Some(e),
+                None => {
+                    self.entries.insert(hf.clone(), TensorEntry { name: hf, ..e });
+                }
             }
-        };
-        let entries = header
-            .tensors
-            .into_iter()
-            .filter_map(|e| gguf::hf_name(&e.name).map(|hf| (hf.clone(), TensorEntry { name: hf, ..e })))
-            .collect();
-        Ok(TensorIndex { entries })
+        }
+        match slices {
+            [Some(a), Some(b)]
+                if a.shape == b.shape && a.dtype == b.dtype && !a.dtype.is_quantized() && a.shape.len() == 4 =>
+            {
+                self.joined.insert("visual.patch_embed.proj.weight".into(), [a, b]);
+            }
+            [None, None] => {}
+            _ => {
+                return Err(LoadError::Gguf {
+                    file: file.to_string(),
+                    message:
+                        "v.patch_embd.weight and v.patch_embd.weight.1 must both be there, unquantized, of one shape \
+                              [out, channels, patch, patch]"
+                            .into(),
+                })
+            }
+        }
+        self.mmproj = Some((meta, family, vision));
+        Ok(())
     }
 
     pub fn contains(&self, name: &str) -> bool {
-        self.entries.contains_key(name)
+        self.entries.contains_key(name) || self.joined.contains_key(name)
     }
 
     /// Total bytes of the named tensors.
     pub fn bytes_of<'a>(&self, names: impl IntoIterator<Item = &'a String>) -> u64 {
-        names.into_iter().filter_map(|n| self.entries.get(n)).map(|e| e.len).sum()
+        names
+            .into_iter()
+            .map(|n| match (self.entries.get(n), self.joined.get(n)) {
+                (Some(e), _) => e.len,
+                (None, Some([a, b])) => a.len + b.len,
+                (None, None) => 0,
+            })
+            .sum()
     }
 
     pub async fn read<S: ByteSource>(&self, src: &S, name: &str) -> Result<HostTensor, LoadError> {
+        if let Some([a, b]) = self.joined.get(name) {
+            let (x, y) = (self.read_entry(src, a).await?, self.read_entry(src, b).await?);
+            let shape = [&a.shape[..2], &[2], &a.shape[2..]].concat();
+            let data = gguf_model::join_patch_slices(&x, &y, &a.shape, a.dtype.size_bytes());
+            return Ok(HostTensor { name: name.to_string(), dtype: a.dtype, shape, data });
+        }
         let e = self.entries.get(name).ok_or_else(|| LoadError::MissingTensor(name.to_string()))?;
+        let data = self.read_entry(src, e).await?;
+        Ok(HostTensor { name: name.to_string(), dtype: e.dtype, shape: e.shape.clone(), data })
+    }
+
+    async fn read_entry<S: ByteSource>(&self, src: &S, e: &TensorEntry) -> Result<Vec<u8>, LoadError> {
         let data = src.read_range(&e.file, e.offset, e.len).await?;
-        let data = match e.encoding {
+        Ok(match e.encoding {
             Encoding::Raw => data,
             Encoding::GgmlBlocks => gguf::repack_blocks(e.dtype, &data),
+        })
+    }
+}
+
+/// A GGUF file's metadata and tensors (llama.cpp names). The header is read in growing
+/// prefixes (metadata with a whole vocabulary runs to megabytes).
+async fn read_gguf<S: ByteSource>(
+    src: &S,
+    file: &str,
+) -> Result<(BTreeMap<String, gguf::Value>, Vec<TensorEntry>), LoadError> {
+    check_file_name(file)?;
+    let size = src.size(file).await?;
+    let bad = |message: String| LoadError::Gguf { file: file.to_string(), message };
+    let mut want: u64 = 1 << 20;
+    loop {
+        let len = size.map_or(want, |s| want.min(s));
+        let prefix = match src.read_range(file, 0, len).await {
+            Ok(p) => p,
+            // Unknown size and a file shorter than the prefix: take what the source has.
+            Err(_) if size.is_none() && want > 1 << 20 => {
+                return Err(bad("header runs past the end of the file".into()))
+            }
+            Err(e) => return Err(e),
         };
-        Ok(HostTensor { name: name.to_string(), dtype: e.dtype, shape: e.shape.clone(), data })
+        match gguf::parse(file, &prefix, size) {
+            Ok(h) => return Ok((h.metadata, h.tensors)),
+            Err(gguf::ParseError::NeedMore) if size.is_none_or(|s| len < s) && want < 1 << 30 => want *= 4,
+            Err(gguf::ParseError::NeedMore) => return Err(bad("the header is truncated".into())),
+            Err(gguf::ParseError::Bad(m)) => return Err(bad(m)),
+        }
     }
 }
 
@@ -373,50 +465,86 @@ fn check_file_name(file: &str) -> Result<(), LoadError> {
     Ok(())
 }
 
-/// The small files of a model folder, read up front.
+/// The small files of a model folder, read up front. A folder with only GGUF files gets its
+/// config, tokenizer, chat template and stop ids from the text GGUF's metadata and its image
+/// preprocessing from the `mmproj` file; Hugging Face files, where present, win.
 pub struct ModelFiles {
     pub config: ModelConfig,
     pub tokenizer_json: Vec<u8>,
     pub chat_template: String,
     pub generation: GenerationConfig,
-    /// `preprocessor_config.json`, when the folder has one.
-    pub preprocessor_config: Option<Vec<u8>>,
+    /// How images are resized and laid out for the vision tower.
+    pub preprocess: PreprocessConfig,
     pub tensors: TensorIndex,
 }
 
 impl ModelFiles {
-    /// `weights` names the weight file when it is not `model.safetensors` (or its index).
-    pub async fn open<S: ByteSource>(src: &S, weights: Option<&str>) -> Result<Self, LoadError> {
-        let config = hf_config::parse(&src.read("config.json").await?)?;
-        let tokenizer_json = src.read("tokenizer.json").await?;
-        let chat_template = find_chat_template(src).await?;
-        let generation = match read_optional(src, "generation_config.json").await? {
-            Some(b) => serde_json::from_slice(&b)
-                .map_err(|e| LoadError::Json { file: "generation_config.json".into(), message: e.to_string() })?,
-            None => GenerationConfig::default(),
+    /// `weights` names the weight file when it is not `model.safetensors` (or its index);
+    /// `mmproj` a llama.cpp vision file.
+    pub async fn open<S: ByteSource>(src: &S, weights: Option<&str>, mmproj: Option<&str>) -> Result<Self, LoadError> {
+        let tensors = TensorIndex::open(src, weights, mmproj).await?;
+        let gguf = tensors.gguf.as_ref().map(GgufMeta::meta);
+        let mmproj_vision = tensors.mmproj.as_ref().map(|(_, f, v)| (*f, v.clone()));
+        let config = match (read_optional(src, "config.json").await?, &gguf) {
+            (Some(bytes), _) => {
+                let mut c = hf_config::parse(&bytes)?;
+                if let Some((_, v)) = mmproj_vision.filter(|_| c.vision.is_none()) {
+                    c.vision = Some(v);
+                }
+                c
+            }
+            (None, Some(meta)) => gguf_model::model_config(meta, &tensors.entries, mmproj_vision)?,
+            (None, None) => return Err(LoadError::NotFound { file: src.describe("config.json") }),
         };
-        let preprocessor_config = read_optional(src, "preprocessor_config.json").await?;
-        let tensors = TensorIndex::open(src, weights).await?;
-        Ok(ModelFiles { config, tokenizer_json, chat_template, generation, preprocessor_config, tensors })
+        let tokenizer_json = match (read_optional(src, "tokenizer.json").await?, &gguf) {
+            (Some(b), _) => b,
+            (None, Some(meta)) => gguf_model::tokenizer_json(meta)?,
+            (None, None) => return Err(LoadError::NotFound { file: src.describe("tokenizer.json") }),
+        };
+        let chat_template = match (find_chat_template(src).await?, gguf.as_ref().and_then(gguf_model::chat_template)) {
+            (Some(t), _) | (None, Some(t)) => t,
+            (None, None) => {
+                return Err(LoadError::Template(
+                    "the model has no chat template (chat_template.jinja, chat_template.json, \
+                     tokenizer_config.json or GGUF metadata)"
+                        .into(),
+                ))
+            }
+        };
+        let generation = match (read_optional(src, "generation_config.json").await?, &gguf) {
+            (Some(b), _) => serde_json::from_slice(&b)
+                .map_err(|e| LoadError::Json { file: "generation_config.json".into(), message: e.to_string() })?,
+            (None, Some(meta)) => gguf_model::generation(meta),
+            (None, None) => GenerationConfig::default(),
+        };
+        let defaults = match (&tensors.mmproj, config.family) {
+            (Some((m, family, _)), _) => gguf_model::preprocess(&m.meta(), *family),
+            (None, Family::Qwen3Vl) => PreprocessConfig::qwen3_vl(),
+            (None, _) => PreprocessConfig::qwen2_vl(),
+        };
+        let preprocess = match read_optional(src, "preprocessor_config.json").await? {
+            Some(bytes) => PreprocessConfig::from_json(&bytes, defaults)
+                .map_err(|e| LoadError::Json { file: "preprocessor_config.json".into(), message: e.to_string() })?,
+            None => defaults,
+        };
+        Ok(ModelFiles { config, tokenizer_json, chat_template, generation, preprocess, tensors })
     }
 }
 
 /// The model's own chat template: `chat_template.jinja`, else `chat_template.json`, else the
 /// `chat_template` field of `tokenizer_config.json`.
-async fn find_chat_template<S: ByteSource>(src: &S) -> Result<String, LoadError> {
+async fn find_chat_template<S: ByteSource>(src: &S) -> Result<Option<String>, LoadError> {
     if let Some(b) = read_optional(src, "chat_template.jinja").await? {
-        return String::from_utf8(b).map_err(|e| LoadError::Template(e.to_string()));
+        return String::from_utf8(b).map(Some).map_err(|e| LoadError::Template(e.to_string()));
     }
     for file in ["chat_template.json", "tokenizer_config.json"] {
         if let Some(b) = read_optional(src, file).await? {
             let v: serde_json::Value = serde_json::from_slice(&b)
                 .map_err(|e| LoadError::Json { file: file.into(), message: e.to_string() })?;
             if let Some(t) = v.get("chat_template").and_then(|t| t.as_str()) {
-                return Ok(t.to_string());
+                return Ok(Some(t.to_string()));
             }
         }
     }
-    Err(LoadError::Template(
-        "the model has no chat template (chat_template.jinja, chat_template.json or tokenizer_config.json)".into(),
-    ))
+    Ok(None)
 }

@@ -30,11 +30,13 @@ pub struct LoadOptions {
     pub quantize: Option<crate::tensor::DType>,
     /// The weight file, when not `model.safetensors` or its index (e.g. a `.gguf`).
     pub weights: Option<String>,
+    /// A llama.cpp `mmproj` GGUF with the vision tower.
+    pub mmproj: Option<String>,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { max_context: 4096, prefill_chunk: 256, quantize: None, weights: None }
+        LoadOptions { max_context: 4096, prefill_chunk: 256, quantize: None, weights: None, mmproj: None }
     }
 }
 
@@ -96,7 +98,7 @@ impl ChatModel {
         options: LoadOptions,
         progress: &mut dyn FnMut(&LoadProgress),
     ) -> Result<Self, EngineError> {
-        let files = ModelFiles::open(src, options.weights.as_deref()).await?;
+        let files = ModelFiles::open(src, options.weights.as_deref(), options.mmproj.as_deref()).await?;
         let tokenizer = Tokenizer::from_bytes(&files.tokenizer_json)?;
         let template = ChatTemplate::new(&files.chat_template)?;
         let cfg = &files.config;
@@ -117,18 +119,13 @@ impl ChatModel {
         let vision_cfg =
             cfg.vision.as_ref().filter(|_| files.tensors.contains(&format!("{vision_prefix}patch_embed.proj.weight")));
         if let Some(v) = vision_cfg {
-            let vision_names = VisionModel::tensor_names(v, vision_prefix);
+            let split = VisionModel::split_qkv(&files.tensors, vision_prefix);
+            let vision_names = VisionModel::tensor_names(v, vision_prefix, split);
             if let Some(missing) = vision_names.iter().find(|n| !files.tensors.contains(n)) {
                 return Err(LoadError::MissingTensor(missing.clone()).into());
             }
             names.extend(vision_names);
         }
-        let defaults =
-            if cfg.family == Family::Qwen3Vl { PreprocessConfig::qwen3_vl() } else { PreprocessConfig::qwen2_vl() };
-        let preprocess = match &files.preprocessor_config {
-            Some(bytes) => PreprocessConfig::from_json(bytes, defaults)?,
-            None => defaults,
-        };
         let mut loader = Loader {
             gpu: &gpu,
             src,
@@ -150,7 +147,7 @@ impl ChatModel {
             config: files.config,
             text,
             vision,
-            preprocess,
+            preprocess: files.preprocess,
             tokenizer,
             template,
             generation: files.generation,

@@ -218,7 +218,7 @@ fn rewritten_fixture(
     }
     let src = DirSource(fixture(family));
     let tensors = pollster::block_on(async {
-        let index = qwglm_engine::load::TensorIndex::open(&src, None).await.unwrap();
+        let index = qwglm_engine::load::TensorIndex::open(&src, None, None).await.unwrap();
         let mut names: Vec<_> = index.entries.keys().cloned().collect();
         names.sort();
         let mut out = Vec::new();
@@ -348,8 +348,8 @@ fn gguf_f32_twin_matches_transformers() {
 fn gguf_quant_blocks_match_our_quantizer() {
     pollster::block_on(async {
         let src = DirSource(fixture("qwen2_vl"));
-        let gguf = qwglm_engine::load::TensorIndex::open(&src, Some("model-mixed.gguf")).await.unwrap();
-        let st = qwglm_engine::load::TensorIndex::open(&src, None).await.unwrap();
+        let gguf = qwglm_engine::load::TensorIndex::open(&src, Some("model-mixed.gguf"), None).await.unwrap();
+        let st = qwglm_engine::load::TensorIndex::open(&src, None, None).await.unwrap();
         let mut checked = 0;
         for (name, e) in &gguf.entries {
             let g = gguf.read(&src, name).await.unwrap();
@@ -381,4 +381,28 @@ fn gguf_mixed_types_run_close_to_f32() {
     let got = top.iter().find(|(i, _)| *i == wi).map(|t| t.1).unwrap_or_else(|| panic!("{wi} not in {top:?}"));
     eprintln!("mixed GGUF: top-1 logit {got} vs f32 {wl}");
     assert!((got - wl).abs() < 0.4, "{got} vs {wl}");
+}
+
+/// A folder with only llama.cpp files: config, tokenizer, chat template and stop ids come from
+/// the text GGUF's metadata, and the text cases match transformers exactly.
+#[test]
+fn gguf_only_folder_matches_transformers() {
+    let options = LoadOptions {
+        weights: Some("model-f32.gguf".into()),
+        mmproj: Some("mmproj-f32.gguf".into()),
+        ..Default::default()
+    };
+    check_family("qwen2_5_vl", DirSource(fixture("qwen2_5_vl_gguf")), options);
+}
+
+/// A Q4_K_M GGUF (Q4_K and Q6_K blocks, read by the quantized kernels) gives the logits of
+/// its dequantized safetensors-equivalent twin in transformers.
+#[test]
+fn q4_k_m_gguf_matches_its_twin() {
+    let options = LoadOptions {
+        weights: Some("Qwen3-VL-Tiny-Q4_K_M.gguf".into()),
+        mmproj: Some("mmproj-Qwen3-VL-Tiny-F16.gguf".into()),
+        ..Default::default()
+    };
+    check_family("qwen3_vl_q4_k_m", DirSource(fixture("qwen3_vl_q4_k_m")), options);
 }

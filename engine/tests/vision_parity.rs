@@ -103,8 +103,14 @@ fn model_gpu(model: &ChatModel) -> Rc<Gpu> {
 }
 
 fn check_family(family: &str, options: LoadOptions) {
+    check_dir(family, family, options)
+}
+
+/// The image cases of `tests/fixtures/<family>/reference.json` against the model in
+/// `tests/fixtures/<dir>`.
+fn check_dir(family: &str, dir: &str, options: LoadOptions) {
     pollster::block_on(async {
-        let model = load(family, options).await;
+        let model = load(dir, options).await;
         let r = reference(family);
         assert_eq!(r.image_cases.len(), 3, "{family}: image cases");
         for case in &r.image_cases {
@@ -189,4 +195,25 @@ fn image_count_mismatch_is_an_error() {
         let err = model.prompt(&[user_turn(1, "Hi")], &[img.clone(), img]).unwrap_err();
         assert!(err.to_string().contains("placeholders"), "{err}");
     });
+}
+
+fn gguf_options(weights: &str, mmproj: &str) -> LoadOptions {
+    LoadOptions { weights: Some(weights.into()), mmproj: Some(mmproj.into()), ..Default::default() }
+}
+
+/// A folder with only llama.cpp files (text GGUF + mmproj, all F32, q/k/v and the patch
+/// embedding split as llama.cpp splits them) answers the Qwen2.5-VL image cases exactly.
+#[test]
+fn gguf_only_qwen2_5_vl_images_match_transformers() {
+    check_dir("qwen2_5_vl", "qwen2_5_vl_gguf", gguf_options("model-f32.gguf", "mmproj-f32.gguf"));
+}
+
+/// A Q4_K_M text GGUF with an F16 mmproj against transformers on its dequantized twin.
+#[test]
+fn q4_k_m_gguf_with_mmproj_images_match_the_twin() {
+    check_dir(
+        "qwen3_vl_q4_k_m",
+        "qwen3_vl_q4_k_m",
+        gguf_options("Qwen3-VL-Tiny-Q4_K_M.gguf", "mmproj-Qwen3-VL-Tiny-F16.gguf"),
+    );
 }

@@ -17,7 +17,7 @@ use crate::kernels::attention::{self, Rows};
 use crate::kernels::elementwise::{self, Act};
 use crate::kernels::gather::{self, GatherRows};
 use crate::kernels::rope;
-use crate::load::ByteSource;
+use crate::load::{ByteSource, TensorIndex};
 use crate::models::layers::{Linear, Loader, Norm, OutAt};
 
 /// LayerNorm/RMSNorm epsilon of every vision block and merger.
@@ -100,6 +100,7 @@ impl VisionModel {
     ) -> Result<Self, EngineError> {
         let (c, inter) = (cfg.hidden_size, cfg.intermediate_size);
         let (qwen3, rms) = (cfg.qwen3(), cfg.swiglu());
+        let split = Self::split_qkv(l.index, prefix);
         let patch_embed = Linear::load(l, &format!("{prefix}patch_embed.proj"), cfg.patch_dim(), c, qwen3).await?;
         let pos_embed = if qwen3 {
             let t = l.tensor(&format!("{prefix}pos_embed.weight")).await?;
@@ -139,7 +140,12 @@ impl VisionModel {
             blocks.push(Block {
                 norm1: Norm::load(l, &format!("{p}.norm1"), c, EPS, rms).await?,
                 attn: Attention {
-                    qkv: Linear::load(l, &format!("{p}.attn.qkv"), c, 3 * c, true).await?,
+                    qkv: if split {
+                        let [q, k, v] = ["q", "k", "v"].map(|n| format!("{p}.attn.{n}"));
+                        Linear::load_stacked(l, &[&q, &k, &v], c, c, true).await?
+                    } else {
+                        Linear::load(l, &format!("{p}.attn.qkv"), c, 3 * c, true).await?
+                    },
                     proj: Linear::load(l, &format!("{p}.attn.proj"), c, c, true).await?,
                 },
                 norm2: Norm::load(l, &format!("{p}.norm2"), c, EPS, rms).await?,
@@ -155,8 +161,15 @@ impl VisionModel {
         Ok(VisionModel { cfg: cfg.clone(), patch_embed, pos_embed, blocks, merger, deepstack_merger_list })
     }
 
+    /// Whether the checkpoint stores each block's q, k and v apart (llama.cpp's Qwen2/2.5-VL
+    /// `mmproj` files) rather than fused as `attn.qkv`.
+    pub fn split_qkv(index: &TensorIndex, prefix: &str) -> bool {
+        !index.contains(&format!("{prefix}blocks.0.attn.qkv.weight"))
+            && index.contains(&format!("{prefix}blocks.0.attn.q.weight"))
+    }
+
     /// Names of every tensor `load` reads.
-    pub fn tensor_names(cfg: &VisionConfig, prefix: &str) -> Vec<String> {
+    pub fn tensor_names(cfg: &VisionConfig, prefix: &str, split_qkv: bool) -> Vec<String> {
         let (qwen3, rms) = (cfg.qwen3(), cfg.swiglu());
         let lin = |n: &str, bias: bool| {
             let mut v = vec![format!("{n}.weight")];
@@ -174,7 +187,13 @@ impl VisionModel {
             for n in ["norm1", "norm2"] {
                 names.extend(lin(&format!("{p}.{n}"), !rms));
             }
-            names.extend(lin(&format!("{p}.attn.qkv"), true));
+            if split_qkv {
+                for n in ["q", "k", "v"] {
+                    names.extend(lin(&format!("{p}.attn.{n}"), true));
+                }
+            } else {
+                names.extend(lin(&format!("{p}.attn.qkv"), true));
+            }
             names.extend(lin(&format!("{p}.attn.proj"), true));
             let mlp: &[&str] = match (rms, qwen3) {
                 (true, _) => &["gate_proj", "up_proj", "down_proj"],
