@@ -12,7 +12,7 @@ use crate::formats::hf_config::{self, TextConfig, VisionConfig};
 use crate::gpu::{now_ms, Gpu};
 use crate::kernels::reduce;
 use crate::load::{ByteSource, TensorIndex};
-use crate::models::layers::Loader;
+use crate::models::layers::{Loader, CHUNK_BYTES};
 use crate::models::qwen_text::{text_positions, Step, TextModel};
 use crate::models::qwen_vision::{VisionInput, VisionModel};
 use crate::tensor::DType;
@@ -189,7 +189,17 @@ impl SyntheticSource {
         index: &'a TensorIndex,
         report: &'a mut dyn FnMut(&crate::models::layers::LoadProgress),
     ) -> Loader<'a, Self> {
-        Loader { gpu, src: self, index, bytes_done: 0, bytes_total: self.size, progress: report, quantize: None }
+        Loader {
+            gpu,
+            src: self,
+            index,
+            bytes_done: 0,
+            bytes_total: self.size,
+            progress: report,
+            quantize: None,
+            chunk_bytes: CHUNK_BYTES,
+            written: 0,
+        }
     }
 
     /// Bytes of the synthetic checkpoint.

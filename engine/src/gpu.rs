@@ -154,6 +154,15 @@ impl Gpu {
         }
     }
 
+    /// Hands the queued buffer writes to the GPU and, natively, waits until it has taken
+    /// them, so their staging copies are freed (the browser's queue copies at once).
+    pub fn flush_writes(&self) -> Result<(), EngineError> {
+        self.queue.submit(std::iter::empty());
+        #[cfg(not(target_arch = "wasm32"))]
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| EngineError::Gpu(format!("poll: {e}")))?;
+        Ok(())
+    }
+
     /// The pipeline for `kernel`, compiled once and cached by its specialisation key.
     pub fn pipeline(&self, kernel: &Kernel) -> Result<Rc<Pipeline>, EngineError> {
         let key = kernel.key();

@@ -14,7 +14,7 @@ use crate::formats::gguf;
 use crate::formats::gguf_model;
 use crate::formats::hf_config::{self, Family, ModelConfig, VisionConfig};
 use crate::formats::safetensors::{self, Encoding, TensorEntry};
-use crate::tensor::HostTensor;
+use crate::tensor::{DType, HostTensor};
 
 /// Where model files come from.
 #[allow(async_fn_in_trait)]
@@ -402,6 +402,58 @@ impl TensorIndex {
                 (None, None) => 0,
             })
             .sum()
+    }
+
+    /// The storage type and shape of a tensor, without reading it.
+    pub fn info(&self, name: &str) -> Result<(DType, Vec<usize>), LoadError> {
+        if let Some([a, _]) = self.joined.get(name) {
+            return Ok((a.dtype, [&a.shape[..2], &[2], &a.shape[2..]].concat()));
+        }
+        let e = self.entries.get(name).ok_or_else(|| LoadError::MissingTensor(name.to_string()))?;
+        Ok((e.dtype, e.shape.clone()))
+    }
+
+    /// Bytes one row (the first dimension) of a tensor takes in its file.
+    pub fn file_row_bytes(&self, name: &str) -> Result<u64, LoadError> {
+        if let Some([a, b]) = self.joined.get(name) {
+            return Ok((a.len + b.len) / a.shape[0].max(1) as u64);
+        }
+        let e = self.entries.get(name).ok_or_else(|| LoadError::MissingTensor(name.to_string()))?;
+        Ok(e.len / e.shape.first().copied().unwrap_or(1).max(1) as u64)
+    }
+
+    /// Rows `start..start + n` of a tensor (along its first dimension), with one range read:
+    /// how weights stream to the GPU without the whole tensor in memory. Quantized rows are
+    /// whole blocks, so each row repacks on its own.
+    pub async fn read_rows<S: ByteSource>(
+        &self,
+        src: &S,
+        name: &str,
+        start: usize,
+        n: usize,
+    ) -> Result<HostTensor, LoadError> {
+        let (dtype, shape) = self.info(name)?;
+        let rows = shape.first().copied().unwrap_or(1);
+        if start + n > rows {
+            return Err(LoadError::Shape { tensor: name.to_string(), expected: vec![start + n], found: shape });
+        }
+        let mut out_shape = shape.clone();
+        out_shape[0] = n;
+        if self.joined.contains_key(name) {
+            // Small (a patch embedding): joined whole, then cut.
+            let t = self.read(src, name).await?;
+            let row = t.data.len() / rows.max(1);
+            let data = t.data[start * row..(start + n) * row].to_vec();
+            return Ok(HostTensor { name: name.to_string(), dtype, shape: out_shape, data });
+        }
+        let e = &self.entries[name];
+        let row = self.file_row_bytes(name)?;
+        let bytes = src.read_range(&e.file, e.offset + start as u64 * row, n as u64 * row).await?;
+        let data = match e.encoding {
+            Encoding::Raw => bytes,
+            Encoding::GgmlBlocks => gguf::repack_blocks(e.dtype, &bytes),
+        };
+        Ok(HostTensor { name: name.to_string(), dtype, shape: out_shape, data })
     }
 
     pub async fn read<S: ByteSource>(&self, src: &S, name: &str) -> Result<HostTensor, LoadError> {

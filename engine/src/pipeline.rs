@@ -14,7 +14,7 @@ use crate::formats::hf_config::{Family, ModelConfig};
 use crate::generate::{top_k, Sampler, SamplingParams, StopReason, StopRules, TextStream};
 use crate::gpu::{now_ms, Gpu};
 use crate::load::{ByteSource, GenerationConfig, ModelFiles};
-use crate::models::layers::{LoadProgress, Loader};
+use crate::models::layers::{LoadProgress, Loader, CHUNK_BYTES};
 use crate::models::qwen_text::{KvCache, Scratch, Step, StepVision, TextModel};
 use crate::models::qwen_vision::{VisionInput, VisionModel, VisionOutput};
 use crate::prompt::{ImageInput, Prompt};
@@ -32,11 +32,21 @@ pub struct LoadOptions {
     pub weights: Option<String>,
     /// A llama.cpp `mmproj` GGUF with the vision tower.
     pub mmproj: Option<String>,
+    /// File bytes read at a time while weights stream to the GPU: the bound on the host
+    /// memory loading holds (twice this, while a chunk is converted).
+    pub chunk_bytes: u64,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { max_context: 4096, prefill_chunk: 256, quantize: None, weights: None, mmproj: None }
+        LoadOptions {
+            max_context: 4096,
+            prefill_chunk: 256,
+            quantize: None,
+            weights: None,
+            mmproj: None,
+            chunk_bytes: CHUNK_BYTES,
+        }
     }
 }
 
@@ -134,6 +144,8 @@ impl ChatModel {
             bytes_total: files.tensors.bytes_of(&names),
             progress,
             quantize: options.quantize,
+            chunk_bytes: options.chunk_bytes.max(1),
+            written: 0,
         };
         let text = TextModel::load(&mut loader, &cfg.text, prefix).await?;
         let vision = match vision_cfg {

@@ -47,9 +47,13 @@ fn messages(c: &Case) -> Vec<Message> {
 }
 
 fn check_family<S: ByteSource>(family: &str, src: S, options: LoadOptions) {
+    let gpu: Rc<Gpu> = pollster::block_on(Gpu::new()).expect("a GPU adapter (lavapipe)");
+    check_family_on(gpu, family, &src, options)
+}
+
+fn check_family_on<S: ByteSource>(gpu: Rc<Gpu>, family: &str, src: &S, options: LoadOptions) {
     pollster::block_on(async {
-        let gpu: Rc<Gpu> = Gpu::new().await.expect("a GPU adapter (lavapipe)");
-        let model = ChatModel::load(gpu, &src, options, &mut |_| {}).await.expect("model loads");
+        let model = ChatModel::load(gpu, src, options, &mut |_| {}).await.expect("model loads");
         let r = reference(family);
         let params = SamplingParams { max_new_tokens: r.max_new_tokens, ignore_eos: true, ..Default::default() };
         for (ci, c) in r.cases.iter().enumerate() {
@@ -405,4 +409,48 @@ fn q4_k_m_gguf_matches_its_twin() {
         ..Default::default()
     };
     check_family("qwen3_vl_q4_k_m", DirSource(fixture("qwen3_vl_q4_k_m")), options);
+}
+
+/// A folder that records the longest range read from it.
+struct Counting(DirSource, std::cell::Cell<u64>);
+
+impl ByteSource for Counting {
+    fn describe(&self, file: &str) -> String {
+        self.0.describe(file)
+    }
+    async fn read(&self, file: &str) -> Result<Vec<u8>, LoadError> {
+        self.0.read(file).await
+    }
+    async fn read_range(&self, file: &str, start: u64, len: u64) -> Result<Vec<u8>, LoadError> {
+        self.1.set(self.1.get().max(len));
+        self.0.read_range(file, start, len).await
+    }
+    async fn size(&self, file: &str) -> Result<Option<u64>, LoadError> {
+        self.0.size(file).await
+    }
+}
+
+/// Weights stream to the GPU in chunks: with 4 KiB chunks no read is longer than that (or
+/// the safetensors header), and with a 96 KiB storage-binding limit the embedding and tied LM
+/// head are split over several buffers; the outputs still match transformers exactly.
+#[test]
+fn weights_stream_in_bounded_chunks_into_small_bindings() {
+    let chunk = 4096;
+    let src = Counting(DirSource(fixture("qwen3_vl")), Default::default());
+    let options = LoadOptions { chunk_bytes: chunk, max_context: 256, prefill_chunk: 64, ..Default::default() };
+    let mut gpu = pollster::block_on(Gpu::new()).expect("a GPU adapter (lavapipe)");
+    Rc::get_mut(&mut gpu).unwrap().adapter.max_storage_binding_bytes = 96 << 10;
+    check_family_on(gpu.clone(), "qwen3_vl", &src, options.clone());
+    // Longer reads are only the header, vectors and the position table (read whole), and
+    // rows longer than a chunk (read one at a time).
+    let file = std::fs::read(fixture("qwen3_vl").join("model.safetensors")).unwrap();
+    let header = 8 + u64::from_le_bytes(file[..8].try_into().unwrap());
+    let index = pollster::block_on(qwglm_engine::load::TensorIndex::open(&src.0, None, None)).unwrap();
+    let whole = index.entries.values().filter(|e| e.shape.len() == 1 || e.name.ends_with("pos_embed.weight"));
+    let row = index.entries.values().map(|e| e.len / e.shape[0] as u64);
+    let bound = whole.map(|e| e.len).chain(row).chain([chunk, header]).max().unwrap();
+    assert!(src.1.get() <= bound, "longest read {} bytes, bound {bound}", src.1.get());
+    assert!(bound < file.len() as u64 / 50, "the bound {bound} is far below the file");
+    let model = pollster::block_on(ChatModel::load(gpu, &src, options, &mut |_| {})).unwrap();
+    assert!(model.text.embed_tokens.shards.len() > 1, "the embedding is split");
 }

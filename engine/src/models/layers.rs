@@ -26,7 +26,19 @@ pub struct Loader<'a, S: ByteSource> {
     pub progress: &'a mut dyn FnMut(&LoadProgress),
     /// Quantize 2-D weights whose rows are whole blocks to this type on load.
     pub quantize: Option<DType>,
+    /// File bytes read per chunk while a weight streams in ([`CHUNK_BYTES`] by default).
+    pub chunk_bytes: u64,
+    /// Bytes queued for the GPU since the last flush.
+    pub written: u64,
 }
+
+/// File bytes read per chunk while a weight streams to the GPU by default: with the converted
+/// copy, the bound on the host memory the loader holds at once.
+pub const CHUNK_BYTES: u64 = 16 << 20;
+
+/// Bytes of queued writes after which the loader waits for the GPU to take them, so staging
+/// copies do not pile up over a multi-gigabyte load.
+const FLUSH_BYTES: u64 = 256 << 20;
 
 impl<S: ByteSource> Loader<'_, S> {
     pub async fn tensor(&mut self, name: &str) -> Result<HostTensor, LoadError> {
@@ -44,12 +56,80 @@ impl<S: ByteSource> Loader<'_, S> {
     /// tensor `[rows, …]` whose trailing dimensions hold `cols` values (a Conv3d kernel) is
     /// taken as its flattened rows.
     pub async fn weight(&mut self, name: &str, rows: usize, cols: usize) -> Result<Weight, EngineError> {
-        let mut t = self.tensor(name).await?;
-        if t.shape.len() > 2 && t.shape[0] == rows && t.shape[1..].iter().product::<usize>() == cols {
-            t.shape = vec![rows, cols];
+        self.stacked_weight(&[name], rows, cols).await
+    }
+
+    /// Weights of equal shape `[rows, cols]` stacked by rows into one GPU weight, streamed in
+    /// chunks of at most `chunk_bytes` of file bytes: each chunk is read, repacked or
+    /// quantized, and written into the shard buffers before the next is read, so host memory
+    /// never holds more than one chunk (twice, while it is converted), whatever the tensor's
+    /// size.
+    pub async fn stacked_weight(&mut self, names: &[&str], rows: usize, cols: usize) -> Result<Weight, EngineError> {
+        let mut dtype = None;
+        for name in names {
+            let (d, shape) = self.index.info(name)?;
+            if shape.first() != Some(&rows) || shape[1..].iter().product::<usize>() != cols {
+                return Err(
+                    LoadError::Shape { tensor: name.to_string(), expected: vec![rows, cols], found: shape }.into()
+                );
+            }
+            match dtype {
+                None => dtype = Some(d),
+                Some(first) if first != d => {
+                    return Err(
+                        LoadError::DType { tensor: name.to_string(), dtype: format!("{d:?} beside {first:?}") }.into()
+                    )
+                }
+                _ => {}
+            }
         }
-        t.expect_shape(&[rows, cols])?;
-        Weight::upload(self.gpu, &self.maybe_quantize(t)?)
+        let dtype = dtype.ok_or_else(|| EngineError::Op { op: "weight".into(), message: "no tensors".into() })?;
+        let target = match self.quantize {
+            Some(q) if cols.is_multiple_of(crate::tensor::QK) && !dtype.is_quantized() => q,
+            _ => dtype,
+        };
+        let weight = Weight::alloc(self.gpu, names[0], target, rows * names.len(), cols)?;
+        let row_bytes = target.row_bytes(cols);
+        if names.len() > 1 && !(rows * row_bytes).is_multiple_of(4) {
+            return Err(EngineError::Op {
+                op: names.join("+"),
+                message: format!("cannot stack {rows} rows of {row_bytes} bytes at word-aligned offsets"),
+            });
+        }
+        for (k, name) in names.iter().enumerate() {
+            let file_row = self.index.file_row_bytes(name)?.max(1);
+            // An even number of rows per chunk keeps packed 16-bit rows word-aligned; a row
+            // longer than a chunk goes alone when it is whole words.
+            let fit = (self.chunk_bytes / file_row) as usize;
+            let step = if fit >= 2 {
+                fit / 2 * 2
+            } else if row_bytes.is_multiple_of(4) {
+                1
+            } else {
+                2
+            };
+            let mut r = 0;
+            while r < rows {
+                let n = step.min(rows - r);
+                let mut t = self.index.read_rows(self.src, name, r, n).await?;
+                t.shape = vec![n, cols];
+                self.bytes_done += n as u64 * file_row;
+                let t = self.maybe_quantize(t)?;
+                weight.write_rows(self.gpu, k * rows + r, &t.data);
+                self.written += t.data.len() as u64;
+                if self.written >= FLUSH_BYTES {
+                    self.gpu.flush_writes()?;
+                    self.written = 0;
+                }
+                (self.progress)(&LoadProgress {
+                    bytes_done: self.bytes_done,
+                    bytes_total: self.bytes_total,
+                    tensor: name.to_string(),
+                });
+                r += n;
+            }
+        }
+        Ok(weight)
     }
 
     fn maybe_quantize(&self, t: HostTensor) -> Result<HostTensor, EngineError> {
@@ -90,38 +170,57 @@ impl Weight {
         (self.rows * self.dtype.row_bytes(self.cols)) as u64
     }
 
-    pub fn upload(gpu: &Gpu, t: &HostTensor) -> Result<Self, EngineError> {
-        let (rows, cols) = match t.shape[..] {
-            [r, c] => (r, c),
-            _ => {
-                return Err(
-                    LoadError::Shape { tensor: t.name.clone(), expected: vec![0, 0], found: t.shape.clone() }.into()
-                )
-            }
-        };
-        let row_bytes = t.dtype.row_bytes(cols) as u64;
+    /// Zeroed shard buffers for `rows × cols` values of `dtype`, each within one storage
+    /// binding.
+    pub fn alloc(gpu: &Gpu, label: &str, dtype: DType, rows: usize, cols: usize) -> Result<Self, EngineError> {
+        let row_bytes = dtype.row_bytes(cols) as u64;
         let limit = gpu.adapter.max_storage_binding_bytes.min(gpu.adapter.max_buffer_bytes);
         // Even row counts keep every shard of packed 16-bit values word-aligned.
         let per_shard = ((limit / row_bytes.max(1)) as usize / 2 * 2).min(rows.max(1));
         if per_shard == 0 {
-            return Err(EngineError::TooLarge { what: format!("one row of {}", t.name), bytes: row_bytes, limit });
+            return Err(EngineError::TooLarge { what: format!("one row of {label}"), bytes: row_bytes, limit });
         }
         let mut shards = Vec::new();
         let mut start = 0;
         while start < rows {
             let n = per_shard.min(rows - start);
-            let bytes = &t.data[start * row_bytes as usize..(start + n) * row_bytes as usize];
-            shards.push(Shard { buf: gpu.upload(&t.name, bytes)?, row_start: start, rows: n });
+            shards.push(Shard { buf: gpu.buffer(label, n as u64 * row_bytes)?, row_start: start, rows: n });
             start += n;
         }
-        Ok(Weight { shards, dtype: t.dtype, rows, cols })
+        Ok(Weight { shards, dtype, rows, cols })
+    }
+
+    /// Writes whole rows from row `start` (in this weight's storage layout), across shards.
+    pub fn write_rows(&self, gpu: &Gpu, start: usize, data: &[u8]) {
+        let row_bytes = self.dtype.row_bytes(self.cols);
+        let end = start + data.len() / row_bytes.max(1);
+        for s in &self.shards {
+            let (a, b) = (start.max(s.row_start), end.min(s.row_start + s.rows));
+            if a < b {
+                let bytes = &data[(a - start) * row_bytes..(b - start) * row_bytes];
+                gpu.write(&s.buf, ((a - s.row_start) * row_bytes) as u64, bytes);
+            }
+        }
+    }
+
+    /// A weight from a tensor in memory (tests and benches).
+    pub fn upload(gpu: &Gpu, t: &HostTensor) -> Result<Self, EngineError> {
+        let [rows, cols] = t.shape[..] else {
+            return Err(
+                LoadError::Shape { tensor: t.name.clone(), expected: vec![0, 0], found: t.shape.clone() }.into()
+            );
+        };
+        let w = Self::alloc(gpu, &t.name, t.dtype, rows, cols)?;
+        w.write_rows(gpu, 0, &t.data);
+        Ok(w)
     }
 }
 
 /// `y = x · Wᵀ + b` (torch.nn.Linear).
 pub struct Linear {
     pub weight: Weight,
-    pub bias: Option<wgpu::Buffer>,
+    /// The bias cut like the weight: one buffer per shard (none without a bias).
+    pub bias: Vec<wgpu::Buffer>,
 }
 
 /// Where a Linear writes: element offset and row stride of the output buffer, and whether it
@@ -154,13 +253,20 @@ impl Linear {
         bias: bool,
     ) -> Result<Self, EngineError> {
         let weight = l.weight(&format!("{prefix}.weight"), out_features, in_features).await?;
-        let bias = if bias { Some(l.vector(&format!("{prefix}.bias"), out_features).await?) } else { None };
-        if bias.is_some() && weight.shards.len() > 1 {
-            return Err(EngineError::Op {
-                op: prefix.to_string(),
-                message: "a biased Linear larger than one storage binding".into(),
-            });
-        }
+        let bias = if bias { Some(l.tensor(&format!("{prefix}.bias")).await?) } else { None };
+        Self::new(l.gpu, weight, bias.map(|b| b.expect_shape(&[out_features]).map(|_| b.to_f32())).transpose()?)
+    }
+
+    /// The layer with `bias` (of all output rows) cut per weight shard.
+    fn new(gpu: &Gpu, weight: Weight, bias: Option<Vec<f32>>) -> Result<Self, EngineError> {
+        let bias = match bias {
+            Some(b) => weight
+                .shards
+                .iter()
+                .map(|s| gpu.upload("bias", bytemuck::cast_slice(&b[s.row_start..s.row_start + s.rows])))
+                .collect::<Result<_, _>>()?,
+            None => Vec::new(),
+        };
         Ok(Linear { weight, bias })
     }
 
@@ -174,27 +280,9 @@ impl Linear {
         out_features: usize,
         bias: bool,
     ) -> Result<Self, EngineError> {
-        let mut stacked: Option<HostTensor> = None;
-        for p in prefixes {
-            let t = l.tensor(&format!("{p}.weight")).await?;
-            t.expect_shape(&[out_features, in_features])?;
-            match &mut stacked {
-                None => stacked = Some(t),
-                Some(s) if s.dtype == t.dtype => {
-                    s.data.extend_from_slice(&t.data);
-                    s.shape[0] += out_features;
-                }
-                Some(s) => {
-                    return Err(LoadError::DType {
-                        tensor: t.name.clone(),
-                        dtype: format!("{:?} beside {:?}", t.dtype, s.dtype),
-                    }
-                    .into())
-                }
-            }
-        }
-        let t = stacked.ok_or_else(|| EngineError::Op { op: "load_stacked".into(), message: "no tensors".into() })?;
-        let weight = Weight::upload(l.gpu, &l.maybe_quantize(t)?)?;
+        let names: Vec<String> = prefixes.iter().map(|p| format!("{p}.weight")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let weight = l.stacked_weight(&names, out_features, in_features).await?;
         let bias = if bias {
             let mut all = Vec::with_capacity(prefixes.len() * out_features);
             for p in prefixes {
@@ -202,17 +290,11 @@ impl Linear {
                 b.expect_shape(&[out_features])?;
                 all.extend(b.to_f32());
             }
-            if weight.shards.len() > 1 {
-                return Err(EngineError::Op {
-                    op: prefixes.join("+"),
-                    message: "a biased Linear larger than one storage binding".into(),
-                });
-            }
-            Some(l.gpu.upload(&format!("{}.bias", prefixes[0]), bytemuck::cast_slice(&all))?)
+            Some(all)
         } else {
             None
         };
-        Ok(Linear { weight, bias })
+        Self::new(l.gpu, weight, bias)
     }
 
     /// # Shapes
@@ -226,7 +308,7 @@ impl Linear {
         y: &wgpu::Buffer,
         out: OutAt,
     ) -> Result<(), EngineError> {
-        self.weight.linear(rec, x, x_offset, m, self.bias.as_ref(), y, out)
+        self.weight.linear(rec, x, x_offset, m, &self.bias, y, out)
     }
 }
 
@@ -240,11 +322,11 @@ impl Weight {
         x: &wgpu::Buffer,
         x_offset: usize,
         m: usize,
-        bias: Option<&wgpu::Buffer>,
+        bias: &[wgpu::Buffer],
         y: &wgpu::Buffer,
         out: OutAt,
     ) -> Result<(), EngineError> {
-        for s in &self.shards {
+        for (i, s) in self.shards.iter().enumerate() {
             matmul::linear(
                 rec,
                 matmul::Linear {
@@ -255,7 +337,7 @@ impl Weight {
                     w: &s.buf,
                     w_dtype: self.dtype,
                     n: s.rows as u32,
-                    bias,
+                    bias: bias.get(i),
                     y,
                     y_offset: (out.offset + s.row_start) as u32,
                     y_stride: out.stride as u32,

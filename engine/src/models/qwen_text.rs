@@ -40,7 +40,7 @@ pub struct DecoderLayer {
 /// embedding when the config says so).
 pub struct TextModel {
     pub cfg: TextConfig,
-    embed_tokens: Weight,
+    pub embed_tokens: Weight,
     layers: Vec<DecoderLayer>,
     norm: RmsNorm,
     lm_head: Option<Linear>,
@@ -351,7 +351,7 @@ impl TextModel {
             let out = OutAt::rows(c.vocab_size);
             match &self.lm_head {
                 Some(head) => head.forward(&mut rec, &s.h, last, 1, &s.logits, out)?,
-                None => self.embed_tokens.linear(&mut rec, &s.h, last, 1, None, &s.logits, out)?,
+                None => self.embed_tokens.linear(&mut rec, &s.h, last, 1, &[], &s.logits, out)?,
             }
         }
         rec.submit_cached(&mut s.step_cache.borrow_mut())
