@@ -3,9 +3,14 @@
 //! It answers `Range` requests (206 with `Content-Range`), as the Hub does, so the engine's
 //! streaming loader can be tested against it; it binds to loopback by default.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use sha2::{Digest, Sha256};
 
 use anyhow::{Context, Result};
 use tiny_http::{Header, Method, Request, Response, Server, StatusCode};
@@ -22,6 +27,10 @@ pub struct Args {
     host: String,
     #[arg(long, default_value_t = 8080)]
     port: u16,
+    /// Send model files no faster than this many bytes per second (to test interrupted
+    /// downloads); 0 for no limit.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -33,15 +42,25 @@ pub fn run(a: Args) -> Result<()> {
         eprintln!("models from {} at http://{addr}/models/<name>/resolve/main/", m.display());
     }
     let server = std::sync::Arc::new(server);
+    let hashes = Hashes::default();
     let workers: Vec<_> = (0..4)
         .map(|_| {
             let server = server.clone();
             let site = a.site.clone();
             let models = a.models.clone();
+            let rate = a.rate;
+            let hashes = hashes.clone();
             std::thread::spawn(move || {
                 for req in server.incoming_requests() {
+                    if let Some(json) = models.as_deref().and_then(|m| api(m, req.url(), &hashes)) {
+                        let cors = header("Access-Control-Allow-Origin", "*");
+                        let ctype = header("Content-Type", "application/json");
+                        let _ = req.respond(Response::from_string(json).with_header(cors).with_header(ctype));
+                        continue;
+                    }
+                    let model_file = req.url().starts_with("/models/");
                     let path = resolve(&site, models.as_deref(), req.url());
-                    if let Err(e) = respond(req, path) {
+                    if let Err(e) = respond(req, path, if model_file { rate } else { 0 }) {
                         log::warn!("serve: {e}");
                     }
                 }
@@ -126,7 +145,116 @@ fn parse_range(v: &str, size: u64) -> Option<(u64, u64)> {
     (start <= end && end < size).then_some((start, end))
 }
 
-fn respond(req: Request, path: Option<PathBuf>) -> std::io::Result<()> {
+/// SHA-256 of the LFS-like files served, by path, size and modification time.
+type Hashes = Arc<Mutex<HashMap<(PathBuf, u64, SystemTime), String>>>;
+
+/// The Hub's API for the model folders: `/models/api/models/<repo>/tree/<rev>` lists the
+/// folder's files with sizes (and `lfs.oid`, the SHA-256, for weight files, as the Hub lists
+/// LFS files); `/models/api/models/<repo>/revision/<rev>` gives a commit id that changes
+/// whenever a file does.
+fn api(models: &Path, url: &str, hashes: &Hashes) -> Option<String> {
+    let path = percent_decode(url.split(['?', '#']).next()?)?;
+    let rest = path.strip_prefix("/models/api/models/")?;
+    let (repo, kind) = if let Some((repo, _rev)) = rest.rsplit_once("/tree/") {
+        (repo, "tree")
+    } else {
+        (rest.rsplit_once("/revision/")?.0, "revision")
+    };
+    let root = safe_join(models, repo)?;
+    let mut files = Vec::new();
+    list(&root, &root, &mut files);
+    files.sort();
+    let mut entries = Vec::new();
+    let mut commit = Sha256::new();
+    for rel in files {
+        let full = root.join(&rel);
+        let meta = std::fs::metadata(&full).ok()?;
+        let size = meta.len();
+        let lfs = matches!(full.extension().and_then(|e| e.to_str()), Some("safetensors" | "gguf" | "bin" | "onnx"));
+        let mut entry = serde_json::json!({"type": "file", "path": rel, "size": size, "oid": ""});
+        if lfs {
+            let key = (full.clone(), size, meta.modified().ok()?);
+            let cached = hashes.lock().ok()?.get(&key).cloned();
+            let sha = match cached {
+                Some(h) => h,
+                None => {
+                    let h = file_sha256(&full).ok()?;
+                    hashes.lock().ok()?.insert(key, h.clone());
+                    h
+                }
+            };
+            entry["lfs"] = serde_json::json!({"oid": sha, "size": size, "pointerSize": 134});
+        }
+        commit.update(format!("{rel}:{size}:{:?};", meta.modified().ok()).as_bytes());
+        entries.push(entry);
+    }
+    Some(match kind {
+        "tree" => serde_json::Value::Array(entries).to_string(),
+        _ => {
+            let sha: String = commit.finalize().iter().take(20).map(|b| format!("{b:02x}")).collect();
+            serde_json::json!({"id": repo, "sha": sha}).to_string()
+        }
+    })
+}
+
+/// Relative paths of the files under `dir`.
+fn list(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            list(root, &p, out);
+        } else if let Some(rel) = p.strip_prefix(root).ok().and_then(|r| r.to_str()) {
+            out.push(rel.replace('\\', "/"));
+        }
+    }
+}
+
+fn file_sha256(path: &Path) -> std::io::Result<String> {
+    let mut f = File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A reader that keeps to `rate` bytes per second.
+struct Throttled<R> {
+    inner: R,
+    rate: u64,
+    sent: u64,
+    start: Instant,
+}
+
+impl<R: Read> Read for Throttled<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let due = Duration::from_secs_f64(self.sent as f64 / self.rate as f64);
+        if let Some(wait) = due.checked_sub(self.start.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        let n = buf.len().min(64 << 10);
+        let n = self.inner.read(&mut buf[..n])?;
+        self.sent += n as u64;
+        Ok(n)
+    }
+}
+
+/// A file body, throttled when `rate` is set.
+fn body<R: Read + Send + 'static>(r: R, rate: u64) -> Box<dyn Read + Send> {
+    if rate == 0 {
+        Box::new(r)
+    } else {
+        Box::new(Throttled { inner: r, rate, sent: 0, start: Instant::now() })
+    }
+}
+
+fn respond(req: Request, path: Option<PathBuf>, rate: u64) -> std::io::Result<()> {
     let cors = header("Access-Control-Allow-Origin", "*");
     let file = path.as_ref().filter(|p| p.is_file()).and_then(|p| File::open(p).ok());
     let (Some(path), Some(mut file)) = (path, file) else {
@@ -145,7 +273,7 @@ fn respond(req: Request, path: Option<PathBuf>) -> std::io::Result<()> {
             Some((start, end)) => {
                 file.seek(SeekFrom::Start(start))?;
                 let len = end - start + 1;
-                let body = file.take(len);
+                let body = body(file.take(len), rate);
                 let resp = Response::new(
                     StatusCode(206),
                     vec![ctype, accept, cors, expose, header("Content-Range", &format!("bytes {start}-{end}/{size}"))],
@@ -165,8 +293,14 @@ fn respond(req: Request, path: Option<PathBuf>) -> std::io::Result<()> {
         },
         // Always a Content-Length (never chunked), so HEAD tells the size as the Hub does.
         None => req.respond(
-            Response::new(StatusCode(200), vec![ctype, accept, cors, expose], file, Some(size as usize), None)
-                .with_chunked_threshold(usize::MAX),
+            Response::new(
+                StatusCode(200),
+                vec![ctype, accept, cors, expose],
+                body(file, rate),
+                Some(size as usize),
+                None,
+            )
+            .with_chunked_threshold(usize::MAX),
         ),
     }
 }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod formats;
 pub mod generate;
 pub mod gpu;
+pub mod hub;
 pub mod kernels;
 pub mod load;
 pub mod models;
