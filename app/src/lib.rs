@@ -1,6 +1,7 @@
 //! The qwglm web app: a Leptos (client-side) chat page whose engine runs in a Web Worker.
 //! `main.rs` only mounts [`App`]; the worker binary calls [`worker::start`].
 
+pub mod catalog;
 pub mod components;
 pub mod protocol;
 pub mod state;
@@ -10,6 +11,7 @@ use leptos::prelude::*;
 
 use crate::components::{
     composer::Composer, message_list::MessageList, model_bar::ModelBar, screen_share::ScreenShare, settings::Settings,
+    storage::StorageView,
 };
 use crate::state::{provide_app_state, use_app_state};
 
@@ -31,6 +33,7 @@ pub fn App() -> impl IntoView {
                 </div>
             </Show>
             <ModelBar/>
+            <StorageView/>
             <main class="chat">
                 <MessageList/>
             </main>

@@ -8,13 +8,19 @@
 
 use qwglm_engine::chat::Message;
 use qwglm_engine::generate::SamplingParams;
+pub use qwglm_engine::hub::{DownloadProgress, Repo, StoredModel};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum Request {
-    /// Load a model from a base URL in the Hub's layout (`…/<repo>/resolve/<revision>`).
-    Load { id: u64, base_url: String, max_context: usize },
+    /// Load a model: from the Hub into the browser's model cache and from there to the GPU,
+    /// or straight from a base URL.
+    Load { id: u64, source: ModelSource, max_context: usize },
+    /// List the models in the browser's cache.
+    Storage { id: u64 },
+    /// Delete a cached model.
+    DeleteStored { id: u64, repo: Repo },
     /// Answer the last user message of `messages`; `params` overrides the model defaults.
     /// `images` are the pictures of the messages' image parts in order, their bytes in the
     /// request's buffers; `max_pixels` caps their resized size.
@@ -32,9 +38,23 @@ pub enum Request {
     Unload { id: u64 },
 }
 
+/// Where a model comes from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind")]
+pub enum ModelSource {
+    /// A Hub repository, downloaded into the origin-private file system (resumable, verified)
+    /// and loaded from there; `gguf` picks the GGUF of that quantization tag (with the
+    /// repository's mmproj), else the safetensors weights, quantized on load to `quantize`.
+    Hub { repo: Repo, gguf: Option<String>, quantize: Option<String> },
+    /// A base URL in the Hub's layout (`…/<repo>/resolve/<revision>`), streamed by range with
+    /// no cache.
+    Url { base_url: String },
+}
+
 impl Request {
     pub fn id(&self) -> u64 {
         match self {
+            Request::Storage { id } | Request::DeleteStored { id, .. } => *id,
             Request::Load { id, .. }
             | Request::Chat { id, .. }
             | Request::Cancel { id, .. }
@@ -88,6 +108,18 @@ pub enum Event {
         bytes_done: u64,
         bytes_total: u64,
         tensor: String,
+    },
+    /// Download progress of a Hub model.
+    Download {
+        id: u64,
+        progress: DownloadProgress,
+    },
+    /// The cached models, and the origin's storage use and quota in bytes.
+    Stored {
+        id: u64,
+        models: Vec<StoredModel>,
+        usage: Option<f64>,
+        quota: Option<f64>,
     },
     Token {
         id: u64,

@@ -10,7 +10,18 @@ use qwglm_engine::generate::SamplingParams;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::protocol::{ErrorKind, Event, ImageRef, ModelInfo, Request, TurnStats};
+use crate::catalog::{self, CUSTOM_REPO, CUSTOM_URL};
+use crate::protocol::{
+    DownloadProgress, ErrorKind, Event, ImageRef, ModelInfo, ModelSource, Repo, Request, StoredModel, TurnStats,
+};
+
+/// The models in the browser's cache and the origin's storage use and quota.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct StorageView {
+    pub models: Vec<StoredModel>,
+    pub usage: Option<f64>,
+    pub quota: Option<f64>,
+}
 
 /// The default model: Qwen3-VL-2B-Instruct from the Hub.
 pub const DEFAULT_MODEL_URL: &str = "https://huggingface.co/Qwen/Qwen3-VL-2B-Instruct/resolve/main";
@@ -18,7 +29,18 @@ pub const DEFAULT_MODEL_URL: &str = "https://huggingface.co/Qwen/Qwen3-VL-2B-Ins
 #[derive(Clone, Debug, PartialEq)]
 pub enum ModelStatus {
     Empty,
-    Loading { bytes_done: u64, bytes_total: u64, tensor: String },
+    /// Fetching a Hub model into the browser's cache: bytes/s over this session's fetch and
+    /// the seconds left at that rate.
+    Downloading {
+        progress: DownloadProgress,
+        rate: f64,
+        eta_s: Option<f64>,
+    },
+    Loading {
+        bytes_done: u64,
+        bytes_total: u64,
+        tensor: String,
+    },
     Ready(ModelInfo),
     Failed(String),
 }
@@ -66,6 +88,18 @@ pub struct SettingsValues {
 #[derive(Clone, Copy)]
 pub struct AppState {
     pub webgpu_available: bool,
+    /// The catalogue variant chosen, or [`CUSTOM_URL`] / [`CUSTOM_REPO`].
+    pub model_choice: RwSignal<String>,
+    /// The Hub (or a local server in its layout) models download from.
+    pub endpoint: StoredValue<String>,
+    /// A repository (and GGUF tag) named in the address: `?repo=owner/name&gguf=Q4_K_M`.
+    pub custom_repo: StoredValue<Option<(String, Option<String>)>>,
+    /// The storage view's contents, once asked for.
+    pub storage: RwSignal<Option<StorageView>>,
+    /// Whether the browser granted persistent storage (asked on the first download).
+    pub persisted: RwSignal<Option<bool>>,
+    /// When this download session started and the bytes fetched then (for the rate).
+    download_clock: StoredValue<Option<(f64, u64)>>,
     pub model_url: RwSignal<String>,
     pub max_context: RwSignal<usize>,
     pub status: RwSignal<ModelStatus>,
@@ -108,8 +142,22 @@ fn url_param(name: &str) -> Option<String> {
 }
 
 pub fn provide_app_state() {
+    let custom_repo = url_param("repo").map(|r| (r, url_param("gguf")));
+    let choice = if custom_repo.is_some() {
+        CUSTOM_REPO.to_string()
+    } else if url_param("model").is_some() {
+        CUSTOM_URL.to_string()
+    } else {
+        catalog::VARIANTS[0].id.to_string()
+    };
     let st = AppState {
         webgpu_available: has_webgpu(),
+        model_choice: RwSignal::new(choice),
+        endpoint: StoredValue::new(url_param("endpoint").unwrap_or_else(|| "https://huggingface.co".into())),
+        custom_repo: StoredValue::new(custom_repo),
+        storage: RwSignal::new(None),
+        persisted: RwSignal::new(None),
+        download_clock: StoredValue::new(None),
         model_url: RwSignal::new(url_param("model").unwrap_or_else(|| DEFAULT_MODEL_URL.to_string())),
         max_context: RwSignal::new(4096),
         status: RwSignal::new(ModelStatus::Empty),
@@ -207,16 +255,65 @@ impl AppState {
         ok
     }
 
-    /// Loads the model at `model_url`.
+    /// The source of the chosen model.
+    fn source(self) -> Option<ModelSource> {
+        let choice = self.model_choice.get_untracked();
+        let hub =
+            |repo: &str| Repo { endpoint: self.endpoint.get_value(), repo: repo.to_string(), revision: "main".into() };
+        if choice == CUSTOM_URL {
+            return Some(ModelSource::Url { base_url: self.model_url.get_untracked().trim().to_string() });
+        }
+        if choice == CUSTOM_REPO {
+            let (repo, gguf) = self.custom_repo.get_value()?;
+            return Some(ModelSource::Hub { repo: hub(&repo), gguf, quantize: None });
+        }
+        let v = catalog::variant(&choice)?;
+        Some(ModelSource::Hub {
+            repo: hub(v.repo),
+            gguf: v.gguf.map(str::to_string),
+            quantize: v.quantize.map(str::to_string),
+        })
+    }
+
+    /// Loads the chosen model (downloading it into the browser's cache first when it comes
+    /// from the Hub).
     pub fn load(self) {
-        let base_url = self.model_url.get_untracked().trim().to_string();
+        let Some(source) = self.source() else { return };
+        if matches!(source, ModelSource::Hub { .. }) {
+            self.request_persist();
+        }
         let max_context = self.max_context.get_untracked();
+        self.download_clock.set_value(None);
         self.status.set(ModelStatus::Loading { bytes_done: 0, bytes_total: 0, tensor: String::new() });
-        if let Some(id) = self.send(|id| Request::Load { id, base_url, max_context }) {
+        if let Some(id) = self.send(|id| Request::Load { id, source, max_context }) {
             self.pending_loads.update_value(|m| {
                 m.insert(id);
             });
         }
+    }
+
+    /// Asks the browser to keep the model cache under storage pressure
+    /// (`navigator.storage.persist()`).
+    fn request_persist(self) {
+        if self.persisted.get_untracked() == Some(true) {
+            return;
+        }
+        let Some(promise) = web_sys::window().and_then(|w| w.navigator().storage().persist().ok()) else { return };
+        let persisted = self.persisted;
+        wasm_bindgen_futures::spawn_local(async move {
+            let granted = wasm_bindgen_futures::JsFuture::from(promise).await.map(|v| v.is_truthy()).unwrap_or(false);
+            persisted.set(Some(granted));
+        });
+    }
+
+    /// Asks the worker for the cached models.
+    pub fn refresh_storage(self) {
+        self.send(|id| Request::Storage { id });
+    }
+
+    /// Deletes a cached model (the view refreshes when the worker answers).
+    pub fn delete_stored(self, repo: Repo) {
+        self.send(|id| Request::DeleteStored { id, repo });
     }
 
     /// Appends the user's message with the pictures waiting in the composer (and a fresh
@@ -351,6 +448,21 @@ impl AppState {
                 if self.pending_loads.with_value(|m| m.contains(&id)) {
                     self.status.set(ModelStatus::Loading { bytes_done, bytes_total, tensor });
                 }
+            }
+            Event::Download { id, progress } => {
+                if self.pending_loads.with_value(|m| m.contains(&id)) {
+                    let now = js_sys::Date::now();
+                    let (t0, f0) = self.download_clock.get_value().unwrap_or((now, progress.fetched));
+                    self.download_clock.set_value(Some((t0, f0)));
+                    let secs = (now - t0) / 1000.0;
+                    let rate = if secs > 0.5 { (progress.fetched - f0) as f64 / secs } else { 0.0 };
+                    let left = progress.bytes_total.saturating_sub(progress.bytes_done) as f64;
+                    let eta_s = (rate > 0.0).then(|| left / rate);
+                    self.status.set(ModelStatus::Downloading { progress, rate, eta_s });
+                }
+            }
+            Event::Stored { models, usage, quota, .. } => {
+                self.storage.set(Some(StorageView { models, usage, quota }));
             }
             Event::Token { id, text } => {
                 if let Some(e) = self.running_entry(id) {

@@ -16,7 +16,11 @@ use wasm_bindgen::JsCast;
 use qwglm_engine::prompt::ImageInput;
 use qwglm_vision::{DecodeLimits, RgbImage};
 
-use crate::protocol::{ErrorKind, Event, ImageRef, ModelInfo, Request, TurnStats};
+use qwglm_engine::hub::{self, CachedSource, Repo, Store};
+use qwglm_engine::hub_web::{OpfsStore, WebHttp};
+use qwglm_engine::tensor::DType;
+
+use crate::protocol::{ErrorKind, Event, ImageRef, ModelInfo, ModelSource, Request, TurnStats};
 
 /// Largest picture decoded, checked from its header before any pixel is (64 megapixels).
 const MAX_DECODE_PIXELS: u64 = 64 << 20;
@@ -87,7 +91,12 @@ pub fn start() {
 async fn handle(state: Rc<RefCell<State>>, req: Request, buffers: Vec<Vec<u8>>) {
     let id = req.id();
     match req {
-        Request::Load { base_url, max_context, .. } => load(&state, id, &base_url, max_context).await,
+        Request::Load { source, max_context, .. } => load(&state, id, source, max_context).await,
+        Request::Storage { .. } => storage(id).await,
+        Request::DeleteStored { repo, .. } => match delete_stored(&repo).await {
+            Ok(()) => storage(id).await,
+            Err(e) => fail(id, ErrorKind::Request, e),
+        },
         Request::Chat { messages, images, max_pixels, params, .. } => {
             let inputs = match prepare_images(&state, &images, buffers, max_pixels) {
                 Ok(i) => i,
@@ -118,7 +127,62 @@ async fn handle(state: Rc<RefCell<State>>, req: Request, buffers: Vec<Vec<u8>>) 
     }
 }
 
-async fn load(state: &Rc<RefCell<State>>, id: u64, base_url: &str, max_context: usize) {
+/// The origin-private folder of downloaded models.
+const MODEL_STORE: &str = "qwglm-models";
+
+/// Lists the repository (or takes the stored listing offline), picks the model's files and
+/// downloads what is not stored whole yet, reporting progress.
+async fn fetch_model(
+    store: &OpfsStore,
+    id: u64,
+    repo: &Repo,
+    gguf: Option<&str>,
+) -> Result<(hub::Manifest, hub::ModelChoice), qwglm_engine::LoadError> {
+    let manifest = hub::manifest(store, &WebHttp, repo).await?;
+    let choice = hub::choose_files(&manifest, gguf)?;
+    let mut last_post = 0.0;
+    hub::download(store, &WebHttp, &manifest, &choice.files, &mut |p| {
+        let now = js_sys::Date::now();
+        if now - last_post > 150.0 || p.stage == "done" {
+            last_post = now;
+            post(&Event::Download { id, progress: p.clone() });
+        }
+        true
+    })
+    .await?;
+    Ok((manifest, choice))
+}
+
+/// The cached models and the origin's storage estimate.
+async fn storage(id: u64) {
+    let listed = async {
+        let store = OpfsStore::open(MODEL_STORE).await?;
+        let models = hub::stored_models(&store).await;
+        store.close().await;
+        models
+    };
+    let models = match listed.await {
+        Ok(m) => m,
+        Err(e) => return fail(id, ErrorKind::Request, e),
+    };
+    let estimate = async {
+        let sm = scope().navigator().storage();
+        let est = wasm_bindgen_futures::JsFuture::from(sm.estimate().ok()?).await.ok()?;
+        let get = |k: &str| js_sys::Reflect::get(&est, &JsValue::from_str(k)).ok().and_then(|v| v.as_f64());
+        Some((get("usage"), get("quota")))
+    };
+    let (usage, quota) = estimate.await.unwrap_or((None, None));
+    post(&Event::Stored { id, models, usage, quota });
+}
+
+async fn delete_stored(repo: &Repo) -> Result<(), qwglm_engine::LoadError> {
+    let store = OpfsStore::open(MODEL_STORE).await?;
+    let r = store.remove(&repo.key()).await;
+    store.close().await;
+    r
+}
+
+async fn load(state: &Rc<RefCell<State>>, id: u64, source: ModelSource, max_context: usize) {
     if state.borrow().running.is_some() {
         return fail(id, ErrorKind::Request, "a reply is being generated; stop it first");
     }
@@ -140,8 +204,7 @@ async fn load(state: &Rc<RefCell<State>>, id: u64, base_url: &str, max_context: 
             Err(e) => return fail(id, ErrorKind::NoGpu, e),
         },
     };
-    let src = HttpSource::new(base_url);
-    let options = LoadOptions { max_context, ..Default::default() };
+    let mut options = LoadOptions { max_context, ..Default::default() };
     let mut last_post = 0.0;
     let mut progress = |p: &qwglm_engine::models::layers::LoadProgress| {
         let now = js_sys::Date::now();
@@ -155,7 +218,33 @@ async fn load(state: &Rc<RefCell<State>>, id: u64, base_url: &str, max_context: 
             });
         }
     };
-    let model = match ChatModel::load(gpu.clone(), &src, options, &mut progress).await {
+    let loaded = match source {
+        ModelSource::Url { base_url } => {
+            ChatModel::load(gpu.clone(), &HttpSource::new(&base_url), options, &mut progress).await
+        }
+        ModelSource::Hub { repo, gguf, quantize } => {
+            let store = match OpfsStore::open(MODEL_STORE).await {
+                Ok(s) => s,
+                Err(e) => return fail(id, ErrorKind::Load, e),
+            };
+            let fetched = fetch_model(&store, id, &repo, gguf.as_deref()).await;
+            let (manifest, choice) = match fetched {
+                Ok(x) => x,
+                Err(e) => {
+                    store.close().await;
+                    return fail(id, ErrorKind::Load, e);
+                }
+            };
+            options.weights = choice.weights;
+            options.mmproj = choice.mmproj;
+            options.quantize = quantize.as_deref().and_then(DType::parse).filter(|d| d.is_quantized());
+            let src = CachedSource { store: &store, manifest };
+            let r = ChatModel::load(gpu.clone(), &src, options, &mut progress).await;
+            store.close().await;
+            r
+        }
+    };
+    let model = match loaded {
         Ok(m) => Rc::new(m),
         Err(e) => {
             if gpu.check().is_err() {

@@ -81,6 +81,77 @@ impl Manifest {
     }
 }
 
+/// The files a model needs from a repository, and which of them are the weights and the
+/// vision file when they are GGUFs.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ModelChoice {
+    pub files: Vec<String>,
+    /// The weight file, when not `model.safetensors` or its index (a GGUF).
+    pub weights: Option<String>,
+    pub mmproj: Option<String>,
+    /// Bytes of `files`.
+    pub bytes: u64,
+}
+
+/// Small files the loader reads when a repository has them.
+const SMALL_FILES: [&str; 7] = [
+    "config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "chat_template.json",
+    "chat_template.jinja",
+    "generation_config.json",
+    "preprocessor_config.json",
+];
+
+/// Chooses the files of a model in `m`: with `gguf` (a quantization tag such as `Q4_K_M`),
+/// the GGUF whose name holds the tag and the repository's `mmproj` file (F16 preferred);
+/// else the safetensors weights (one file, or an index and its shards). The Hugging Face
+/// small files come along where present.
+pub fn choose_files(m: &Manifest, gguf: Option<&str>) -> Result<ModelChoice, LoadError> {
+    let has = |p: &str| m.file(p).is_some();
+    let mut files: Vec<String> = SMALL_FILES.iter().filter(|f| has(f)).map(|f| f.to_string()).collect();
+    let (mut weights, mut mmproj) = (None, None);
+    let lower = |s: &str| s.to_ascii_lowercase();
+    match gguf {
+        Some(tag) => {
+            let tag = lower(tag);
+            let is_mmproj = |p: &str| lower(p.rsplit('/').next().unwrap_or(p)).starts_with("mmproj");
+            let w = m
+                .files
+                .iter()
+                .find(|f| f.path.ends_with(".gguf") && !is_mmproj(&f.path) && lower(&f.path).contains(&tag))
+                .ok_or_else(|| LoadError::NotFound { file: format!("a {tag} GGUF in {}", m.repo.repo) })?;
+            let projs: Vec<&RepoFile> =
+                m.files.iter().filter(|f| f.path.ends_with(".gguf") && is_mmproj(&f.path)).collect();
+            let p = projs.iter().find(|f| lower(&f.path).contains("f16")).or(projs.first());
+            weights = Some(w.path.clone());
+            files.push(w.path.clone());
+            if let Some(p) = p {
+                mmproj = Some(p.path.clone());
+                files.push(p.path.clone());
+            }
+        }
+        None => {
+            if has("model.safetensors.index.json") {
+                files.push("model.safetensors.index.json".into());
+                files.extend(
+                    m.files
+                        .iter()
+                        .filter(|f| f.path.ends_with(".safetensors") && !f.path.contains('/'))
+                        .map(|f| f.path.clone()),
+                );
+            } else if has("model.safetensors") {
+                files.push("model.safetensors".into());
+            } else {
+                return Err(LoadError::NotFound { file: format!("model.safetensors in {}", m.repo.repo) });
+            }
+        }
+    }
+    let bytes = files.iter().filter_map(|f| m.file(f)).map(|f| f.size).sum();
+    Ok(ModelChoice { files, weights, mmproj, bytes })
+}
+
 /// Parses the Hub's tree listing: entries `{"type": "file", "path", "size", "lfs": {"oid",
 /// "size"}}` (directories are skipped).
 pub fn parse_tree(bytes: &[u8]) -> Result<Vec<RepoFile>, LoadError> {
@@ -550,6 +621,41 @@ mod tests {
             Some("ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12")
         );
         assert!(parse_tree(b"{").is_err());
+    }
+
+    #[test]
+    fn chooses_the_files_of_a_model() {
+        let file = |p: &str, size| RepoFile { path: p.into(), size, sha256: None };
+        let m = Manifest {
+            repo: Repo::hub("Qwen/Qwen3-VL-2B-Instruct-GGUF"),
+            commit: "c".into(),
+            files: vec![
+                file("README.md", 1),
+                file("Qwen3VL-2B-Instruct-Q4_K_M.gguf", 100),
+                file("Qwen3VL-2B-Instruct-Q8_0.gguf", 200),
+                file("mmproj-Qwen3VL-2B-Instruct-Q8_0.gguf", 30),
+                file("mmproj-Qwen3VL-2B-Instruct-F16.gguf", 50),
+            ],
+        };
+        let c = choose_files(&m, Some("q4_k_m")).unwrap();
+        assert_eq!(c.weights.as_deref(), Some("Qwen3VL-2B-Instruct-Q4_K_M.gguf"));
+        assert_eq!(c.mmproj.as_deref(), Some("mmproj-Qwen3VL-2B-Instruct-F16.gguf"));
+        assert_eq!(c.bytes, 150);
+        assert!(choose_files(&m, Some("Q2_K")).is_err());
+        assert!(choose_files(&m, None).is_err());
+        let m = Manifest {
+            files: vec![
+                file("config.json", 1),
+                file("model.safetensors.index.json", 2),
+                file("model-00001-of-00002.safetensors", 3),
+                file("model-00002-of-00002.safetensors", 4),
+                file("tokenizer.json", 5),
+            ],
+            ..m
+        };
+        let c = choose_files(&m, None).unwrap();
+        assert_eq!(c.files.len(), 5);
+        assert_eq!((c.bytes, c.weights), (15, None));
     }
 
     #[test]

@@ -10,6 +10,8 @@ pub mod formats;
 pub mod generate;
 pub mod gpu;
 pub mod hub;
+#[cfg(target_arch = "wasm32")]
+pub mod hub_web;
 pub mod kernels;
 pub mod load;
 pub mod models;

@@ -184,9 +184,15 @@ mod web {
         LoadError::Io { file: url.to_string(), message: format!("{e:?}") }
     }
 
+    /// The whole body of a GET.
+    pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, LoadError> {
+        fetch(url, None).await
+    }
+
     /// `fetch` from the worker's (or window's) global scope.
     async fn fetch(url: &str, range: Option<(u64, u64)>) -> Result<Vec<u8>, LoadError> {
-        let resp = send(url, "GET", range).await?;
+        let header = range.map(|(start, len)| format!("bytes={}-{}", start, start + len.max(1) - 1));
+        let resp = send(url, "GET", header.as_deref()).await?;
         let status = resp.status();
         let buf = JsFuture::from(resp.array_buffer().map_err(|e| js_err(url, e))?).await.map_err(|e| js_err(url, e))?;
         let body = js_sys::Uint8Array::new(&buf).to_vec();
@@ -196,12 +202,13 @@ mod web {
         range_result(url, status, body, range)
     }
 
-    async fn send(url: &str, method: &str, range: Option<(u64, u64)>) -> Result<web_sys::Response, LoadError> {
+    /// A request with an optional `Range` header value; 404 is [`LoadError::NotFound`].
+    pub async fn send(url: &str, method: &str, range: Option<&str>) -> Result<web_sys::Response, LoadError> {
         let init = web_sys::RequestInit::new();
         init.set_method(method);
         let headers = web_sys::Headers::new().map_err(|e| js_err(url, e))?;
-        if let Some((start, len)) = range {
-            headers.set("Range", &format!("bytes={}-{}", start, start + len.max(1) - 1)).map_err(|e| js_err(url, e))?;
+        if let Some(r) = range {
+            headers.set("Range", r).map_err(|e| js_err(url, e))?;
         }
         init.set_headers(&headers);
         let req = web_sys::Request::new_with_str_and_init(url, &init).map_err(|e| js_err(url, e))?;
@@ -241,6 +248,9 @@ mod web {
         }
     }
 }
+
+#[cfg(target_arch = "wasm32")]
+pub use web::{fetch_bytes, send as web_send};
 
 /// Sampling defaults from `generation_config.json`.
 #[derive(Clone, Debug, Default, serde::Deserialize, serde::Serialize)]

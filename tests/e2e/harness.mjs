@@ -34,11 +34,12 @@ export function qwglmBinary() {
   throw new Error('build the qwglm binary first (cargo build -p qwglm-cli)');
 }
 
-/** Starts `qwglm serve` on a free loopback port; resolves once it accepts connections. */
-export async function startServer() {
+/** Starts `qwglm serve` on a free loopback port (model folders from `models`, sent at `rate`
+ * bytes/s when given); resolves once it accepts connections. */
+export async function startServer({ models = path.join(root, 'tests/fixtures'), rate = 0 } = {}) {
   const port = await freePort();
   const proc = spawn(qwglmBinary(), ['serve', '--site', path.join(root, 'dist'),
-    '--models', path.join(root, 'tests/fixtures'), '--port', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    '--models', models, '--port', String(port), '--rate', String(rate)], { stdio: ['ignore', 'ignore', 'pipe'] });
   const base = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 200; i++) {
     try {
@@ -84,6 +85,7 @@ export async function withPage(browser, url, body) {
 
 /** Loads `tests/fixtures/<family>` from `server` in the page and waits for its status. */
 export async function loadFixture(page, server, family = 'qwen3_vl') {
+  await page.getByTestId('model-choice').selectOption('custom-url');
   await page.getByTestId('model-url').fill(`${server.base}/models/${family}/resolve/main`);
   await page.getByTestId('load-model').click();
   await page.getByTestId('model-status').filter({ hasText: /Ready|Could not/ }).waitFor({ timeout: 120_000 });

@@ -5,3 +5,4 @@ pub mod message_list;
 pub mod model_bar;
 pub mod screen_share;
 pub mod settings;
+pub mod storage;

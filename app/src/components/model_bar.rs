@@ -1,26 +1,77 @@
-//! Model status: where the model comes from, load progress, errors with a retry.
+//! Model choice and status: the catalogue (each variant with its download size and the GPU
+//! memory it needs, shown before downloading), a URL field for a model given by address,
+//! download progress with rate and time left, load progress, errors with a retry.
 
 use leptos::prelude::*;
 
+use crate::catalog::{self, CUSTOM_REPO, CUSTOM_URL, VARIANTS};
 use crate::state::{use_app_state, ModelStatus};
 
-fn mib(b: u64) -> String {
+pub fn mib(b: u64) -> String {
     format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
 }
 
-/// The model URL field, the Load/Retry button and the current status line.
+fn duration(s: f64) -> String {
+    if s >= 3600.0 {
+        format!("{}h {:02}m", (s / 3600.0) as u64, (s % 3600.0 / 60.0) as u64)
+    } else if s >= 60.0 {
+        format!("{}m {:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
+    } else {
+        format!("{}s", s.ceil() as u64)
+    }
+}
+
+/// The model picker, the Load/Retry button and the current status line.
 #[component]
 pub fn ModelBar() -> impl IntoView {
     let st = use_app_state();
-    let loading = move || matches!(st.status.get(), ModelStatus::Loading { .. });
+    let busy = move || matches!(st.status.get(), ModelStatus::Loading { .. } | ModelStatus::Downloading { .. });
     let button_label = move || match st.status.get() {
         ModelStatus::Failed(_) => "Retry",
         ModelStatus::Ready(_) => "Reload",
         _ => "Load model",
     };
+    let custom_repo = st.custom_repo.get_value();
+    let options = VARIANTS
+        .iter()
+        .map(|v| view! { <option value=v.id>{format!("{} · {}", v.model, v.label)}</option> })
+        .collect::<Vec<_>>();
+    let details = move || {
+        let choice = st.model_choice.get();
+        catalog::variant(&choice).map(|v| {
+            let ctx = st.max_context.get();
+            view! {
+                <span class="variant-info" data-testid="variant-info">
+                    {format!(
+                        "{} · download {:.2} GB · about {:.1} GB of GPU memory at {} tokens of context",
+                        v.repo,
+                        v.download_gb,
+                        v.gpu_gb(ctx),
+                        ctx
+                    )}
+                </span>
+            }
+        })
+    };
     let status = move || {
         match st.status.get() {
         ModelStatus::Empty => view! { <span data-testid="model-status" class="status idle">"No model loaded"</span> }.into_any(),
+        ModelStatus::Downloading { progress: p, rate, eta_s } => {
+            let pct = if p.bytes_total > 0 { 100.0 * p.bytes_done as f64 / p.bytes_total as f64 } else { 0.0 };
+            let what = match p.stage.as_str() {
+                "verifying" => "Checking the stored part of",
+                _ => "Downloading",
+            };
+            let speed = if rate > 0.0 { format!(" · {}/s", mib(rate as u64)) } else { String::new() };
+            let eta = eta_s.map(|s| format!(" · {} left", duration(s))).unwrap_or_default();
+            view! {
+                <span data-testid="model-status" class="status loading">
+                    {format!("{what} {}… {} of {} ({pct:.0}%){speed}{eta}", p.file, mib(p.bytes_done), mib(p.bytes_total))}
+                    <progress max="100" value=pct></progress>
+                </span>
+            }
+            .into_any()
+        }
         ModelStatus::Loading { bytes_done, bytes_total, tensor } => {
             let pct = if bytes_total > 0 { 100.0 * bytes_done as f64 / bytes_total as f64 } else { 0.0 };
             view! {
@@ -48,20 +99,34 @@ pub fn ModelBar() -> impl IntoView {
         <section class="model-bar">
             <label>
                 "Model"
+                <select
+                    data-testid="model-choice"
+                    prop:value=move || st.model_choice.get()
+                    on:change=move |ev| st.model_choice.set(event_target_value(&ev))
+                >
+                    {options}
+                    {custom_repo.map(|(repo, gguf)| view! {
+                        <option value=CUSTOM_REPO>{format!("{repo}{}", gguf.map(|g| format!(" · {g}")).unwrap_or_default())}</option>
+                    })}
+                    <option value=CUSTOM_URL>"Another model by URL…"</option>
+                </select>
+            </label>
+            <Show when=move || st.model_choice.get() == CUSTOM_URL>
                 <input
                     data-testid="model-url"
                     type="url"
                     prop:value=move || st.model_url.get()
                     on:input=move |ev| st.model_url.set(event_target_value(&ev))
                 />
-            </label>
+            </Show>
             <button
                 data-testid="load-model"
-                disabled=move || loading() || !st.webgpu_available || st.running.get().is_some()
+                disabled=move || busy() || !st.webgpu_available || st.running.get().is_some()
                 on:click=move |_| st.load()
             >
                 {button_label}
             </button>
+            {details}
             {status}
             <Show when=move || st.engine_error.get().is_some()>
                 <span class="status failed" data-testid="engine-error">{move || st.engine_error.get().unwrap_or_default()}</span>

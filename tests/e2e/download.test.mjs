@@ -1,0 +1,138 @@
+// Hub downloads into the browser's cache: a model repository served by `qwglm serve` in the
+// Hub's layout (tree API, Range requests) with a 256 MiB weight file sent at a limited rate.
+// The page downloads it, is reloaded halfway, resumes with a Range request, verifies and
+// loads it; a later visit loads it with the server unreachable; the storage view lists and
+// deletes it; a full storage quota is a clear message.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync, mkdirSync, copyFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { root, startServer, launch, setGreedy } from './harness.mjs';
+
+const fixture = path.join(root, 'tests/fixtures/qwen3_vl');
+const reference = JSON.parse(readFileSync(path.join(fixture, 'reference.json'), 'utf8'));
+const PAD = 256 << 20;
+let models;
+let server;
+let browser;
+
+/** The Qwen3-VL fixture with an extra 256 MiB tensor (pseudo-random f16) in its weights. */
+function bigRepo(dir) {
+  const repo = path.join(dir, 'big');
+  mkdirSync(repo, { recursive: true });
+  for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'chat_template.json',
+    'generation_config.json', 'preprocessor_config.json']) {
+    copyFileSync(path.join(fixture, f), path.join(repo, f));
+  }
+  const file = readFileSync(path.join(fixture, 'model.safetensors'));
+  const n = Number(file.readBigUInt64LE(0));
+  const header = JSON.parse(file.subarray(8, 8 + n).toString());
+  const data = file.subarray(8 + n);
+  header['zz.padding'] = { dtype: 'F16', shape: [PAD / 2], data_offsets: [data.length, data.length + PAD] };
+  const h = Buffer.from(JSON.stringify(header));
+  const pad = Buffer.alloc(PAD);
+  let x = 0x12345678;
+  for (let i = 0; i < PAD; i += 4) {
+    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+    pad.writeUInt32LE((x & 0xbfffbfff) >>> 0, i);
+  }
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(h.length));
+  writeFileSync(path.join(repo, 'model.safetensors'), Buffer.concat([len, h, data, pad]));
+}
+
+before(async () => {
+  models = path.join(tmpdir(), `qwglm-e2e-hub-${process.pid}`);
+  rmSync(models, { recursive: true, force: true });
+  bigRepo(models);
+  server = await startServer({ models, rate: 24 << 20 });
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  server?.stop();
+  rmSync(models, { recursive: true, force: true });
+});
+
+const status = (page) => page.getByTestId('model-status');
+
+test('a Hub download resumes after a reload, is cached, and loads offline', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const log = [];
+  page.on('console', (m) => { if (m.type() === 'error') log.push(m.text()); });
+  const ranges = [];
+  page.on('request', (r) => {
+    if (r.url().endsWith('/model.safetensors')) ranges.push(r.headers()['range'] ?? 'none');
+  });
+  const url = `${server.base}/?endpoint=${encodeURIComponent(`${server.base}/models`)}&repo=big`;
+  try {
+    await page.goto(url);
+    await page.getByTestId('load-model').click();
+    // Halfway through the weights, the page goes away.
+    await status(page).filter({ hasText: /Downloading model\.safetensors.*\((2|3|4)\d%\)/ }).waitFor({ timeout: 60_000 });
+    assert.match(await status(page).textContent(), /MiB\/s · .* left/, 'rate and time left are shown');
+    await page.reload();
+    await page.getByTestId('load-model').click();
+    await status(page).filter({ hasText: /Ready|Could not/ }).waitFor({ timeout: 180_000 });
+    assert.match(await status(page).textContent(), /Ready: Qwen3Vl/);
+    const resumed = ranges.slice(1).find((r) => /^bytes=\d+-$/.test(r) && r !== 'bytes=0-');
+    assert.ok(resumed, `the second visit asked for the rest only: ${ranges.join(', ')}`);
+    assert.ok(Number(resumed.match(/\d+/)[0]) > PAD / 5, `resumed from ${resumed}`);
+
+    // The model works.
+    await setGreedy(page, reference.max_new_tokens);
+    const c = reference.cases[0];
+    await page.getByTestId('composer-input').fill(c.prompt);
+    await page.getByTestId('send').click();
+    const reply = page.getByTestId('message-assistant').first();
+    await reply.and(page.locator('[data-state=done]')).waitFor({ timeout: 120_000 });
+    assert.equal(await reply.getByTestId('message-text').textContent(), c.greedy_text);
+
+    // Next visit with the server unreachable: everything comes from the cache.
+    await page.route(`${server.base}/models/**`, (r) => r.abort());
+    await page.reload();
+    await page.getByTestId('load-model').click();
+    await status(page).filter({ hasText: /Ready|Could not/ }).waitFor({ timeout: 180_000 });
+    assert.match(await status(page).textContent(), /Ready: Qwen3Vl/);
+    await page.unroute(`${server.base}/models/**`);
+
+    // The storage view lists it with its size, and deletes it.
+    await page.getByTestId('storage-toggle').click();
+    const row = page.getByTestId('stored-model');
+    await row.waitFor();
+    assert.match(await row.textContent(), /big @ main.*(25[6-9]|26\d)\.\d MiB · \d+ files complete/);
+    assert.match(await page.getByTestId('storage-quota').textContent(), /used of/);
+    await page.getByTestId('delete-stored').click();
+    await page.getByTestId('storage-empty').waitFor();
+  } catch (e) {
+    throw new Error(`${e.message}\n--- page log ---\n${log.join('\n')}`);
+  } finally {
+    await context.close();
+  }
+});
+
+test('a full storage quota is a clear message and nothing is marked complete', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  try {
+    await page.goto(`${server.base}/?endpoint=${encodeURIComponent(`${server.base}/models`)}&repo=big`);
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin: server.base, quotaSize: 64 << 20 });
+    await page.getByTestId('load-model').click();
+    await status(page).filter({ hasText: /Ready|Could not/ }).waitFor({ timeout: 120_000 });
+    assert.match(await status(page).textContent(), /storage for this site is full/);
+    assert.equal(await page.getByTestId('load-model').textContent(), 'Retry');
+    await page.getByTestId('storage-toggle').click();
+    const row = page.getByTestId('stored-model');
+    await row.waitFor();
+    assert.match(await row.textContent(), /files complete/);
+    assert.doesNotMatch(await row.textContent(), /2[5-9]\d\.\d MiB/, 'the weights are not all there');
+    await page.getByTestId('delete-stored').click();
+    await page.getByTestId('storage-empty').waitFor();
+  } finally {
+    await context.close();
+  }
+});
