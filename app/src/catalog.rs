@@ -135,17 +135,3 @@ pub fn variant(id: &str) -> Option<&'static Variant> {
 pub const CUSTOM_URL: &str = "custom-url";
 /// The select value of a Hub repository named in the page's address (`?repo=`).
 pub const CUSTOM_REPO: &str = "custom-repo";
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_are_unique_and_estimates_grow_with_context() {
-        for (i, v) in VARIANTS.iter().enumerate() {
-            assert!(VARIANTS[i + 1..].iter().all(|w| w.id != v.id), "{}", v.id);
-            assert!(v.gpu_gb(8192) > v.gpu_gb(1024) && v.gpu_gb(1024) > v.weights_gb);
-        }
-        assert_eq!(variant("qwen3-vl-2b-q4_k_m").map(|v| v.model), Some("Qwen3-VL-2B-Instruct"));
-    }
-}

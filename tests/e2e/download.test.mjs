@@ -114,6 +114,24 @@ test('a Hub download resumes after a reload, is cached, and loads offline', asyn
   }
 });
 
+test('the catalogue shows each variant\'s download size and GPU memory before downloading', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  try {
+    await page.goto(`${server.base}/`);
+    const info = page.getByTestId('variant-info');
+    assert.match(await info.textContent(),
+      /^Qwen\/Qwen3-VL-2B-Instruct-GGUF · download 1\.93 GB · about 3\.2 GB of GPU memory at 4096 tokens of context$/);
+    await page.getByTestId('model-choice').selectOption('qwen2.5-vl-3b-bf16-q8');
+    assert.match(await info.textContent(), /Qwen2.5-VL-3B-Instruct · download 7\.51 GB · about 4\.6 GB/);
+    await page.getByTestId('model-choice').selectOption('custom-url');
+    assert.equal(await info.count(), 0);
+    await page.getByTestId('model-url').waitFor();
+  } finally {
+    await context.close();
+  }
+});
+
 test('a full storage quota is a clear message and nothing is marked complete', async () => {
   const context = await browser.newContext();
   const page = await context.newPage();
