@@ -119,6 +119,8 @@ impl ChatModel {
         } else {
             "model."
         };
+        let max_context = options.max_context.min(cfg.text.max_position_embeddings).max(1);
+        TextModel::check_limits(&cfg.text, &gpu, max_context, options.prefill_chunk)?;
         let mut names = TextModel::tensor_names(&cfg.text, prefix);
         if let Some(missing) = names.iter().find(|n| !files.tensors.contains(n)) {
             return Err(LoadError::MissingTensor(missing.clone()).into());
@@ -153,7 +155,6 @@ impl ChatModel {
             None => None,
         };
         gpu.check()?;
-        let max_context = options.max_context.min(cfg.text.max_position_embeddings).max(1);
         Ok(ChatModel {
             gpu,
             config: files.config,

@@ -454,3 +454,19 @@ fn weights_stream_in_bounded_chunks_into_small_bindings() {
     let model = pollster::block_on(ChatModel::load(gpu, &src, options, &mut |_| {})).unwrap();
     assert!(model.text.embed_tokens.shards.len() > 1, "the embedding is split");
 }
+
+/// A context whose KV cache does not fit one storage binding is refused before any weight is
+/// read, with the sizes in the message.
+#[test]
+fn too_large_a_context_is_refused_before_loading() {
+    let src = Counting(DirSource(fixture("qwen3_vl")), Default::default());
+    let mut gpu = pollster::block_on(Gpu::new()).expect("a GPU adapter (lavapipe)");
+    Rc::get_mut(&mut gpu).unwrap().adapter.max_storage_binding_bytes = 96 << 10;
+    let options = LoadOptions { max_context: 4096, ..Default::default() };
+    let err = pollster::block_on(ChatModel::load(gpu, &src, options, &mut |_| {})).err().expect("refused");
+    let msg = err.to_string();
+    assert!(msg.contains("KV cache of one layer") && msg.contains("98304"), "{msg}");
+    let file = std::fs::read(fixture("qwen3_vl").join("model.safetensors")).unwrap();
+    let header = 8 + u64::from_le_bytes(file[..8].try_into().unwrap());
+    assert!(src.1.get() <= header, "no weight was read ({} bytes)", src.1.get());
+}

@@ -228,6 +228,28 @@ impl TextModel {
         head + layers
     }
 
+    /// Refuses, before any weight is read, a context or prefill chunk whose KV cache or MLP
+    /// activations exceed what one storage binding of this adapter holds (the buffers that
+    /// grow with the user's choices; the others are a few megabytes).
+    pub fn check_limits(cfg: &TextConfig, gpu: &Gpu, capacity: usize, max_tokens: usize) -> Result<(), EngineError> {
+        let limit = gpu.adapter.max_storage_binding_bytes.min(gpu.adapter.max_buffer_bytes);
+        let t = max_tokens as u64 * 4;
+        let needs = [
+            ("the KV cache of one layer".to_string(), (capacity * cfg.num_key_value_heads * cfg.head_dim * 4) as u64),
+            ("the MLP activations of a prefill chunk".to_string(), 2 * t * cfg.intermediate_size as u64),
+        ];
+        for (what, bytes) in needs {
+            if bytes > limit {
+                return Err(EngineError::TooLarge {
+                    what: format!("{what} (context {capacity}, prefill chunk {max_tokens}; lower them)"),
+                    bytes,
+                    limit,
+                });
+            }
+        }
+        Ok(())
+    }
+
     pub fn new_cache(&self, gpu: &Gpu, capacity: usize) -> Result<KvCache, EngineError> {
         let kv_dim = self.cfg.num_key_value_heads * self.cfg.head_dim;
         let bytes = (capacity * kv_dim * 4) as u64;
