@@ -92,7 +92,8 @@ pub struct AppState {
     pub model_choice: RwSignal<String>,
     /// The Hub (or a local server in its layout) models download from.
     pub endpoint: StoredValue<String>,
-    /// A repository (and GGUF tag) named in the address: `?repo=owner/name&gguf=Q4_K_M`.
+    /// A repository (and GGUF tag) named in the address: `?repo=owner/name&gguf=Q4_K_M`
+    /// (`&revision=` a branch, tag or commit; `main` by default).
     pub custom_repo: StoredValue<Option<(String, Option<String>)>>,
     /// The storage view's contents, once asked for.
     pub storage: RwSignal<Option<StorageView>>,
