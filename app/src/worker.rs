@@ -127,6 +127,27 @@ async fn handle(state: Rc<RefCell<State>>, req: Request, buffers: Vec<Vec<u8>>) 
     }
 }
 
+/// Lets progress events through at most once per interval (and always when `last`).
+struct Every {
+    interval_ms: f64,
+    last_ms: f64,
+}
+
+impl Every {
+    fn ms(interval_ms: f64) -> Self {
+        Every { interval_ms, last_ms: 0.0 }
+    }
+
+    fn due(&mut self, last: bool) -> bool {
+        let now = js_sys::Date::now();
+        let due = last || now - self.last_ms > self.interval_ms;
+        if due {
+            self.last_ms = now;
+        }
+        due
+    }
+}
+
 /// The origin-private folder of downloaded models.
 const MODEL_STORE: &str = "qwglm-models";
 
@@ -140,11 +161,9 @@ async fn fetch_model(
 ) -> Result<(hub::Manifest, hub::ModelChoice), qwglm_engine::LoadError> {
     let manifest = hub::manifest(store, &WebHttp, repo).await?;
     let choice = hub::choose_files(&manifest, gguf)?;
-    let mut last_post = 0.0;
+    let mut every = Every::ms(150.0);
     hub::download(store, &WebHttp, &manifest, &choice.files, &mut |p| {
-        let now = js_sys::Date::now();
-        if now - last_post > 150.0 || p.stage == "done" {
-            last_post = now;
+        if every.due(p.stage == "done") {
             post(&Event::Download { id, progress: p.clone() });
         }
         true
@@ -205,11 +224,9 @@ async fn load(state: &Rc<RefCell<State>>, id: u64, source: ModelSource, max_cont
         },
     };
     let mut options = LoadOptions { max_context, ..Default::default() };
-    let mut last_post = 0.0;
+    let mut every = Every::ms(100.0);
     let mut progress = |p: &qwglm_engine::models::layers::LoadProgress| {
-        let now = js_sys::Date::now();
-        if now - last_post > 100.0 || p.bytes_done == p.bytes_total {
-            last_post = now;
+        if every.due(p.bytes_done == p.bytes_total) {
             post(&Event::Progress {
                 id,
                 bytes_done: p.bytes_done,

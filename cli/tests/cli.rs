@@ -1,8 +1,8 @@
 //! The `qwglm` command as a user runs it: generate against the reference fixtures (from a
 //! folder and over HTTP from `qwglm serve`), and clear one-line errors for bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::path::PathBuf;
+use std::process::{Command, Output};
 
 fn qwglm() -> Command {
     Command::new(env!("CARGO_BIN_EXE_qwglm"))
@@ -11,6 +11,9 @@ fn qwglm() -> Command {
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
 }
+
+mod common;
+use common::serve;
 
 #[path = "../../tests/support/reference.rs"]
 mod support;
@@ -84,42 +87,9 @@ fn generate_matches_the_reference_for_every_family() {
     }
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(site: &Path) -> (Server, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = qwglm()
-        .args([
-            "serve",
-            "--site",
-            site.to_str().unwrap(),
-            "--models",
-            fixtures().to_str().unwrap(),
-            "--port",
-            &port.to_string(),
-        ])
-        .spawn()
-        .unwrap();
-    let server = Server(child);
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return (server, port);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
-    panic!("qwglm serve did not start");
-}
-
 #[test]
 fn generate_over_http_from_qwglm_serve() {
-    let (_server, port) = serve(&fixtures());
+    let (_server, port) = serve(&fixtures(), &fixtures());
     let r = reference("qwen3_vl");
     let url = format!("http://127.0.0.1:{port}/models/qwen3_vl/resolve/main");
     check_json(&generate_json(&url, &r.cases[0], r.max_new_tokens), &r.cases[0], "http");

@@ -4,7 +4,6 @@
 //! source, and loading the model from the store with the server gone.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
 use std::rc::Rc;
 
 use qwglm_engine::chat::{Message, Role};
@@ -13,35 +12,12 @@ use qwglm_engine::hub::{self, CachedSource, DirStore, NativeHttp, Repo, Store};
 use qwglm_engine::pipeline::{ChatModel, LoadOptions};
 use qwglm_engine::Gpu;
 
+mod common;
+use common::serve;
+
 #[path = "../../tests/support/reference.rs"]
 mod support;
 use support::reference;
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(models: &Path) -> (Server, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(env!("CARGO_BIN_EXE_qwglm"))
-        .args(["serve", "--site", models.to_str().unwrap(), "--models", models.to_str().unwrap()])
-        .args(["--port", &port.to_string()])
-        .spawn()
-        .unwrap();
-    let server = Server(child);
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return (server, port);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
-    panic!("qwglm serve did not start");
-}
 
 fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("qwglm-{name}-{}", std::process::id()));
@@ -119,7 +95,7 @@ fn downloads_resume_verify_and_load_offline() {
     let models = temp_dir("hub");
     let size = big_repo(&models);
     let store = DirStore(temp_dir("store"));
-    let (server, port) = serve(&models);
+    let (server, port) = serve(&models, &models);
     let repo =
         Repo { endpoint: format!("http://127.0.0.1:{port}/models"), repo: "big".into(), revision: "main".into() };
     pollster::block_on(async {

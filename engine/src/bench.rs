@@ -492,6 +492,9 @@ pub async fn run(gpu: &Gpu, o: &BenchOptions, progress: &mut dyn FnMut(&str)) ->
         o.dtype,
         src.weights_file()
     ));
+    let longest = o.prefill_tokens.iter().copied().max().unwrap_or(0);
+    let capacity = (o.context + o.decode_tokens + 2).max(longest + 1);
+    TextModel::check_limits(&cfg.text, gpu, capacity, o.prefill_chunk)?;
     let t0 = now_ms();
     let index = TensorIndex::open(&src, Some(src.weights_file()), None).await?;
     // GGUF names map to `model.`; Qwen3-VL safetensors nest the text tower one level deeper.
@@ -506,8 +509,6 @@ pub async fn run(gpu: &Gpu, o: &BenchOptions, progress: &mut dyn FnMut(&str)) ->
     progress("measuring read bandwidth");
     let bandwidth = read_bandwidth(gpu).await?;
 
-    let longest = o.prefill_tokens.iter().copied().max().unwrap_or(0);
-    let capacity = (o.context + o.decode_tokens + 2).max(longest + 1);
     let kv = model.new_cache(gpu, capacity)?;
     let scratch = model.new_scratch(gpu, o.prefill_chunk)?;
     let vocab = cfg.text.vocab_size;

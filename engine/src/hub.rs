@@ -235,7 +235,12 @@ const COMPLETE: &str = ".complete";
 
 /// The manifest stored for `repo`, if it was downloaded (or started) before.
 pub async fn stored_manifest<St: Store>(store: &St, repo: &Repo) -> Result<Option<Manifest>, LoadError> {
-    let path = format!("{}/{MANIFEST}", repo.key());
+    read_manifest(store, &repo.key()).await
+}
+
+/// The manifest in the store folder `folder`, if there is a readable one.
+async fn read_manifest<St: Store>(store: &St, folder: &str) -> Result<Option<Manifest>, LoadError> {
+    let path = format!("{folder}/{MANIFEST}");
     let Some(len) = store.len(&path).await? else { return Ok(None) };
     let bytes = store.read_range(&path, 0, len).await?;
     Ok(serde_json::from_slice(&bytes).ok())
@@ -308,9 +313,7 @@ pub async fn download<St: Store, H: Http>(
         let done = report.bytes_done;
         let result = download_file(store, http, m, f, &mut report, progress).await;
         store.close().await;
-        if let Err(e) = result {
-            return Err(e);
-        }
+        result?;
         report.bytes_done = done + f.size;
     }
     report.stage = "done".into();
@@ -426,9 +429,7 @@ pub struct StoredModel {
 pub async fn stored_models<St: Store>(store: &St) -> Result<Vec<StoredModel>, LoadError> {
     let mut out = Vec::new();
     for folder in store.folders().await? {
-        let path = format!("{folder}/{MANIFEST}");
-        let Some(len) = store.len(&path).await? else { continue };
-        let Ok(m) = serde_json::from_slice::<Manifest>(&store.read_range(&path, 0, len).await?) else { continue };
+        let Some(m) = read_manifest(store, &folder).await? else { continue };
         let (mut bytes, mut complete_files) = (0, Vec::new());
         for f in &m.files {
             bytes += store.len(&format!("{folder}/{}", f.path)).await?.unwrap_or(0);

@@ -17,7 +17,7 @@ const LOGIT_TOL: f32 = 1e-3;
 
 #[path = "../../tests/support/reference.rs"]
 mod support;
-use support::{assert_top5, fixture, reference, Case};
+use support::{assert_top5, fixture, gguf_options, reference, Case};
 
 /// The fixture folder with `config.json` replaced by another config file.
 struct RenamedConfig(DirSource, &'static str);
@@ -391,11 +391,7 @@ fn gguf_mixed_types_run_close_to_f32() {
 /// the text GGUF's metadata, and the text cases match transformers exactly.
 #[test]
 fn gguf_only_folder_matches_transformers() {
-    let options = LoadOptions {
-        weights: Some("model-f32.gguf".into()),
-        mmproj: Some("mmproj-f32.gguf".into()),
-        ..Default::default()
-    };
+    let options = gguf_options("model-f32.gguf", "mmproj-f32.gguf");
     check_family("qwen2_5_vl", DirSource(fixture("qwen2_5_vl_gguf")), options);
 }
 
@@ -403,11 +399,7 @@ fn gguf_only_folder_matches_transformers() {
 /// its dequantized safetensors-equivalent twin in transformers.
 #[test]
 fn q4_k_m_gguf_matches_its_twin() {
-    let options = LoadOptions {
-        weights: Some("Qwen3-VL-Tiny-Q4_K_M.gguf".into()),
-        mmproj: Some("mmproj-Qwen3-VL-Tiny-F16.gguf".into()),
-        ..Default::default()
-    };
+    let options = gguf_options("Qwen3-VL-Tiny-Q4_K_M.gguf", "mmproj-Qwen3-VL-Tiny-F16.gguf");
     check_family("qwen3_vl_q4_k_m", DirSource(fixture("qwen3_vl_q4_k_m")), options);
 }
 

@@ -21,7 +21,7 @@ use qwglm_engine::Gpu;
 
 #[path = "../../tests/support/reference.rs"]
 mod support;
-use support::{assert_top5, fixture, reference, ImageCase};
+use support::{assert_top5, fixture, gguf_options, reference, ImageCase};
 
 const LOGIT_TOL: f32 = 1e-3;
 
@@ -195,10 +195,6 @@ fn image_count_mismatch_is_an_error() {
         let err = model.prompt(&[user_turn(1, "Hi")], &[img.clone(), img]).unwrap_err();
         assert!(err.to_string().contains("placeholders"), "{err}");
     });
-}
-
-fn gguf_options(weights: &str, mmproj: &str) -> LoadOptions {
-    LoadOptions { weights: Some(weights.into()), mmproj: Some(mmproj.into()), ..Default::default() }
 }
 
 /// A folder with only llama.cpp files (text GGUF + mmproj, all F32, q/k/v and the patch

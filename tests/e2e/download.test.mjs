@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync, mkdirSync, copyFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { root, startServer, launch, setGreedy } from './harness.mjs';
+import { root, startServer, launch, withPage, setGreedy, replyText } from './harness.mjs';
 
 const fixture = path.join(root, 'tests/fixtures/qwen3_vl');
 const reference = JSON.parse(readFileSync(path.join(fixture, 'reference.json'), 'utf8'));
@@ -57,26 +57,26 @@ after(async () => {
 });
 
 const status = (page) => page.getByTestId('model-status');
+const hubUrl = () => `${server.base}/?endpoint=${encodeURIComponent(`${server.base}/models`)}&repo=big`;
+
+/** Clicks Load and waits until the model is ready or failed. */
+async function loadChosen(page, timeout = 180_000) {
+  await page.getByTestId('load-model').click();
+  await status(page).filter({ hasText: /Ready|Could not/ }).waitFor({ timeout });
+}
 
 test('a Hub download resumes after a reload, is cached, and loads offline', async () => {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  const log = [];
-  page.on('console', (m) => { if (m.type() === 'error') log.push(m.text()); });
-  const ranges = [];
-  page.on('request', (r) => {
-    if (r.url().endsWith('/model.safetensors')) ranges.push(r.headers()['range'] ?? 'none');
-  });
-  const url = `${server.base}/?endpoint=${encodeURIComponent(`${server.base}/models`)}&repo=big`;
-  try {
-    await page.goto(url);
+  await withPage(browser, hubUrl(), async (page) => {
+    const ranges = [];
+    page.on('request', (r) => {
+      if (r.url().endsWith('/model.safetensors')) ranges.push(r.headers()['range'] ?? 'none');
+    });
     await page.getByTestId('load-model').click();
     // Halfway through the weights, the page goes away.
     await status(page).filter({ hasText: /Downloading model\.safetensors.*\((2|3|4)\d%\)/ }).waitFor({ timeout: 60_000 });
     assert.match(await status(page).textContent(), /MiB\/s · .* left/, 'rate and time left are shown');
     await page.reload();
-    await page.getByTestId('load-model').click();
-    await status(page).filter({ hasText: /Ready|Could not/ }).waitFor({ timeout: 180_000 });
+    await loadChosen(page);
     assert.match(await status(page).textContent(), /Ready: Qwen3Vl/);
     const resumed = ranges.slice(1).find((r) => /^bytes=\d+-$/.test(r) && r !== 'bytes=0-');
     assert.ok(resumed, `the second visit asked for the rest only: ${ranges.join(', ')}`);
@@ -87,15 +87,12 @@ test('a Hub download resumes after a reload, is cached, and loads offline', asyn
     const c = reference.cases[0];
     await page.getByTestId('composer-input').fill(c.prompt);
     await page.getByTestId('send').click();
-    const reply = page.getByTestId('message-assistant').first();
-    await reply.and(page.locator('[data-state=done]')).waitFor({ timeout: 120_000 });
-    assert.equal(await reply.getByTestId('message-text').textContent(), c.greedy_text);
+    assert.equal(await replyText(page, 0, 120_000), c.greedy_text);
 
     // Next visit with the server unreachable: everything comes from the cache.
     await page.route(`${server.base}/models/**`, (r) => r.abort());
     await page.reload();
-    await page.getByTestId('load-model').click();
-    await status(page).filter({ hasText: /Ready|Could not/ }).waitFor({ timeout: 180_000 });
+    await loadChosen(page);
     assert.match(await status(page).textContent(), /Ready: Qwen3Vl/);
     await page.unroute(`${server.base}/models/**`);
 
@@ -107,18 +104,11 @@ test('a Hub download resumes after a reload, is cached, and loads offline', asyn
     assert.match(await page.getByTestId('storage-quota').textContent(), /used of/);
     await page.getByTestId('delete-stored').click();
     await page.getByTestId('storage-empty').waitFor();
-  } catch (e) {
-    throw new Error(`${e.message}\n--- page log ---\n${log.join('\n')}`);
-  } finally {
-    await context.close();
-  }
+  });
 });
 
 test('the catalogue shows each variant\'s download size and GPU memory before downloading', async () => {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  try {
-    await page.goto(`${server.base}/`);
+  await withPage(browser, `${server.base}/`, async (page) => {
     const info = page.getByTestId('variant-info');
     assert.match(await info.textContent(),
       /^Qwen\/Qwen3-VL-2B-Instruct-GGUF · download 1\.93 GB · about 3\.2 GB of GPU memory at 4096 tokens of context$/);
@@ -127,20 +117,14 @@ test('the catalogue shows each variant\'s download size and GPU memory before do
     await page.getByTestId('model-choice').selectOption('custom-url');
     assert.equal(await info.count(), 0);
     await page.getByTestId('model-url').waitFor();
-  } finally {
-    await context.close();
-  }
+  });
 });
 
 test('a full storage quota is a clear message and nothing is marked complete', async () => {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  try {
-    await page.goto(`${server.base}/?endpoint=${encodeURIComponent(`${server.base}/models`)}&repo=big`);
-    const cdp = await context.newCDPSession(page);
+  await withPage(browser, hubUrl(), async (page) => {
+    const cdp = await page.context().newCDPSession(page);
     await cdp.send('Storage.overrideQuotaForOrigin', { origin: server.base, quotaSize: 64 << 20 });
-    await page.getByTestId('load-model').click();
-    await status(page).filter({ hasText: /Ready|Could not/ }).waitFor({ timeout: 120_000 });
+    await loadChosen(page, 120_000);
     assert.match(await status(page).textContent(), /storage for this site is full/);
     assert.equal(await page.getByTestId('load-model').textContent(), 'Retry');
     await page.getByTestId('storage-toggle').click();
@@ -150,7 +134,5 @@ test('a full storage quota is a clear message and nothing is marked complete', a
     assert.doesNotMatch(await row.textContent(), /2[5-9]\d\.\d MiB/, 'the weights are not all there');
     await page.getByTestId('delete-stored').click();
     await page.getByTestId('storage-empty').waitFor();
-  } finally {
-    await context.close();
-  }
+  });
 });

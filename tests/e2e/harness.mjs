@@ -99,3 +99,10 @@ export async function setGreedy(page, maxTokens) {
   await page.getByTestId('max-tokens').fill(String(maxTokens));
   await page.getByTestId('max-tokens').dispatchEvent('change');
 }
+
+/** The text of assistant message `n` once it is done (within `timeout` ms). */
+export async function replyText(page, n = 0, timeout = 180_000) {
+  const r = page.getByTestId('message-assistant').nth(n);
+  await r.and(page.locator('[data-state=done]')).waitFor({ timeout });
+  return r.getByTestId('message-text').textContent();
+}

@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { root, startServer, launch, withPage, qwglmBinary, loadFixture, setGreedy } from './harness.mjs';
+import { root, startServer, launch, withPage, qwglmBinary, loadFixture, setGreedy, replyText } from './harness.mjs';
 
 const reference = JSON.parse(readFileSync(path.join(root, 'tests/fixtures/qwen3_vl/reference.json'), 'utf8'));
 const exact = reference.image_cases.find((c) => c.name === 'exact');
@@ -32,11 +32,7 @@ async function loadGreedy(page) {
   await setGreedy(page, reference.max_new_tokens);
 }
 
-async function reply(page, n = 0) {
-  const r = page.getByTestId('message-assistant').nth(n);
-  await r.and(page.locator('[data-state=done]')).waitFor({ timeout: 180_000 });
-  return r.getByTestId('message-text').textContent();
-}
+const reply = replyText;
 
 test('a pasted picture gets the reference answer', async () => {
   await withPage(browser, `${server.base}/`, async (page) => {

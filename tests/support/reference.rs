@@ -82,3 +82,13 @@ pub fn reference(family: &str) -> Reference {
     serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+/// Load options for a llama.cpp pair: a text GGUF and its mmproj vision file.
+#[allow(dead_code)]
+pub fn gguf_options(weights: &str, mmproj: &str) -> qwglm_engine::pipeline::LoadOptions {
+    qwglm_engine::pipeline::LoadOptions {
+        weights: Some(weights.into()),
+        mmproj: Some(mmproj.into()),
+        ..Default::default()
+    }
+}

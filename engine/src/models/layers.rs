@@ -44,12 +44,16 @@ impl<S: ByteSource> Loader<'_, S> {
     pub async fn tensor(&mut self, name: &str) -> Result<HostTensor, LoadError> {
         let t = self.index.read(self.src, name).await?;
         self.bytes_done += t.data.len() as u64;
+        self.report(name);
+        Ok(t)
+    }
+
+    fn report(&mut self, tensor: &str) {
         (self.progress)(&LoadProgress {
             bytes_done: self.bytes_done,
             bytes_total: self.bytes_total,
-            tensor: name.to_string(),
+            tensor: tensor.to_string(),
         });
-        Ok(t)
     }
 
     /// A 2-D weight `[rows, cols]`, kept in its file's storage type or quantized on load. A
@@ -121,11 +125,7 @@ impl<S: ByteSource> Loader<'_, S> {
                     self.gpu.flush_writes()?;
                     self.written = 0;
                 }
-                (self.progress)(&LoadProgress {
-                    bytes_done: self.bytes_done,
-                    bytes_total: self.bytes_total,
-                    tensor: name.to_string(),
-                });
+                self.report(name);
                 r += n;
             }
         }

@@ -250,19 +250,14 @@ impl TextModel {
         Ok(())
     }
 
+    /// The KV cache of `capacity` tokens; [`Self::check_limits`] tells beforehand whether a
+    /// layer's buffer fits one storage binding.
     pub fn new_cache(&self, gpu: &Gpu, capacity: usize) -> Result<KvCache, EngineError> {
         let kv_dim = self.cfg.num_key_value_heads * self.cfg.head_dim;
         let bytes = (capacity * kv_dim * 4) as u64;
         let mut k = Vec::new();
         let mut v = Vec::new();
-        for i in 0..self.cfg.num_hidden_layers {
-            if bytes > gpu.adapter.max_storage_binding_bytes {
-                return Err(EngineError::TooLarge {
-                    what: format!("KV cache of layer {i}"),
-                    bytes,
-                    limit: gpu.adapter.max_storage_binding_bytes,
-                });
-            }
+        for _ in 0..self.cfg.num_hidden_layers {
             k.push(gpu.buffer("kv.k", bytes)?);
             v.push(gpu.buffer("kv.v", bytes)?);
         }
