@@ -1,5 +1,29 @@
-//! Audio for the voice conversation: WAV, resampling, log-mel features, voice activity and the
-//! text-to-speech front end. Pure Rust, no GPU.
+//! Audio for the voice conversation: WAV in and out, resampling to the models' 16 kHz, and
+//! Whisper's log-mel features. Pure Rust on slices, no GPU; identical natively and in wasm.
 //!
-//! Not implemented yet: the voice issue fills this crate. It exists now so the workspace has
-//! its final shape and the crate-boundary test covers it.
+//! Not here yet (see the speech issues): voice activity detection and the text front end of
+//! speech synthesis.
+
+pub mod mel;
+pub mod resample;
+pub mod wav;
+
+pub use mel::{log_mel, MelConfig};
+pub use resample::{resample, Resampler};
+pub use wav::{read_wav, write_wav, Pcm};
+
+/// The rate every speech recognizer here takes.
+pub const SAMPLE_RATE_HZ: u32 = 16_000;
+
+/// Why audio could not be read or converted.
+#[derive(Debug, thiserror::Error)]
+pub enum AudioError {
+    #[error("not a WAV file we can read: {0}")]
+    Wav(String),
+    #[error("unsupported audio: {0}")]
+    Unsupported(String),
+    #[error("the recording is empty (no samples)")]
+    Empty,
+    #[error("resampling from {from_hz} Hz failed: {message}")]
+    Resample { from_hz: u32, message: String },
+}
