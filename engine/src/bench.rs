@@ -437,7 +437,21 @@ pub async fn profile_decode_kernels(
     let (heads, kvh) = (c.num_attention_heads as u32, c.num_key_value_heads as u32);
     let part = gpu.buffer("partial", attention::partial_len(1, c.num_attention_heads, hd) as u64 * 4)?;
     let us = time_kernel(gpu, &y, 50, &|rec| {
-        attention::attention(rec, &x, &kc, &vc, &part, &y, 1, context as u32 - 1, heads, kvh, hd as u32)
+        let keys = attention::Keys::Causal { past: context as u32 - 1 };
+        let (head_dim, tokens) = (hd as u32, 1);
+        let a = attention::Attend {
+            q: &x,
+            k: &kc,
+            v: &vc,
+            partial: &part,
+            out: &y,
+            tokens,
+            keys,
+            heads,
+            kv_heads: kvh,
+            head_dim,
+        };
+        attention::attention(rec, a)
     })
     .await?;
     out.push((format!("attention decode @{context}"), us, (2 * context * kv * 4) as f64 / us / 1e3));

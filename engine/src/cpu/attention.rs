@@ -39,6 +39,26 @@ pub fn attention(
     out
 }
 
+/// Every query over all `n` keys (cross-attention).
+///
+/// # Shapes
+/// `q` `[tokens, heads, hd]`, `k`/`v` `[n, kv_heads, hd]` → `[tokens, heads, hd]`.
+#[allow(clippy::too_many_arguments)]
+pub fn cross_attention(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    tokens: usize,
+    n: usize,
+    heads: usize,
+    kv_heads: usize,
+    hd: usize,
+) -> Vec<f32> {
+    // Query t of a causal call from `past = n − 1 − t` sees exactly n keys.
+    let row = heads * hd;
+    (0..tokens).flat_map(|t| attention(&q[t * row..(t + 1) * row], k, v, 1, n - 1, heads, kv_heads, hd)).collect()
+}
+
 /// Non-causal attention within blocks `cu` over fused rows `qkv` `[tokens, 3, heads, hd]`
 /// → `[tokens, heads, hd]`.
 pub fn attention_blocks(qkv: &[f32], cu: &[u32], heads: usize, hd: usize) -> Vec<f32> {

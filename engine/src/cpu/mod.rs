@@ -2,6 +2,7 @@
 //! in the kernel headers. The kernel tests compare the WGSL against these.
 
 pub mod attention;
+pub mod conv;
 pub mod elementwise;
 pub mod embedding;
 pub mod gather;

@@ -30,7 +30,9 @@ pub struct Params {
     pub splits: u32,
     pub keys_per_split: u32,
     pub ml_offset: u32,
-    pub _pad: [u32; 3],
+    /// 1: causal (`past` is the cache position), 0: every one of `past` keys.
+    pub causal: u32,
+    pub _pad: [u32; 2],
 }
 
 /// Floats of the partial-results scratch for up to `max_tokens` queries of `heads` heads.
@@ -42,36 +44,60 @@ fn partial_rows(max_tokens: usize, heads: usize) -> usize {
     (max_tokens * heads).max(MIN_PARTIAL_ROWS)
 }
 
-/// Query `t` sits at absolute position `past + t` and sees keys `0..=past + t`.
+/// Which keys each query sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keys {
+    /// Query `t` sits at cache position `past + t` and sees keys `0..=past + t`.
+    Causal { past: u32 },
+    /// Every query sees keys `0..n` (cross-attention on an encoder's output).
+    All(u32),
+}
+
+impl Keys {
+    /// Keys the last query sees.
+    fn count(self, tokens: u32) -> u32 {
+        match self {
+            Keys::Causal { past } => past + tokens,
+            Keys::All(n) => n,
+        }
+    }
+}
+
+/// One attention call over cached keys and values.
 ///
 /// # Shapes
-/// `q`, `out` `[tokens, heads, head_dim]`; `k`, `v` `[context, kv_heads, head_dim]`, all f32;
+/// `q`, `out` `[tokens, heads, head_dim]`; `k`, `v` `[keys, kv_heads, head_dim]`, all f32;
 /// `partial` of [`partial_len`]`(tokens, heads, head_dim)` floats or more.
-#[allow(clippy::too_many_arguments)]
-pub fn attention(
-    rec: &mut Recorder<'_>,
-    q: &wgpu::Buffer,
-    k: &wgpu::Buffer,
-    v: &wgpu::Buffer,
-    partial: &wgpu::Buffer,
-    out: &wgpu::Buffer,
-    tokens: u32,
-    past: u32,
-    heads: u32,
-    kv_heads: u32,
-    head_dim: u32,
-) -> Result<(), EngineError> {
-    if head_dim > MAX_HEAD_DIM || kv_heads == 0 || !heads.is_multiple_of(kv_heads) {
+pub struct Attend<'a> {
+    pub q: &'a wgpu::Buffer,
+    pub k: &'a wgpu::Buffer,
+    pub v: &'a wgpu::Buffer,
+    pub partial: &'a wgpu::Buffer,
+    pub out: &'a wgpu::Buffer,
+    pub tokens: u32,
+    pub keys: Keys,
+    pub heads: u32,
+    pub kv_heads: u32,
+    pub head_dim: u32,
+}
+
+pub fn attention(rec: &mut Recorder<'_>, a: Attend<'_>) -> Result<(), EngineError> {
+    let Attend { q, k, v, partial, out, tokens, keys, heads, kv_heads, head_dim } = a;
+    if head_dim > MAX_HEAD_DIM || kv_heads == 0 || !heads.is_multiple_of(kv_heads) || keys.count(tokens) == 0 {
         return Err(EngineError::Op {
             op: "attention".into(),
-            message: format!("heads {heads}, kv_heads {kv_heads}, head_dim {head_dim} not supported"),
+            message: format!("heads {heads}, kv_heads {kv_heads}, head_dim {head_dim}, {keys:?} not supported"),
         });
     }
     let rows_cap = partial_rows(tokens as usize, heads as usize) as u32;
-    let n_keys = past + tokens;
+    let n_keys = keys.count(tokens);
     let by_length = n_keys.div_ceil(MIN_KEYS_PER_SPLIT).clamp(1, MAX_SPLITS);
     let splits = by_length.min((rows_cap / (tokens * heads)).max(1));
     let keys_per_split = n_keys.div_ceil(splits);
+    let (past, causal) = match keys {
+        Keys::Causal { past } => (past, 1),
+        Keys::All(n) => (n, 0),
+    };
     let params = Params {
         tokens,
         past,
@@ -82,7 +108,8 @@ pub fn attention(
         splits,
         keys_per_split,
         ml_offset: rows_cap * head_dim,
-        _pad: [0; 3],
+        causal,
+        _pad: [0; 2],
     };
     let partial_k = Kernel::new(Family::AttentionPartial, "attention_partial", &[false, false, false, true]);
     rec.dispatch(&partial_k, &params, &[q, k, v, partial], [heads, tokens, splits])?;
@@ -183,36 +210,34 @@ mod tests {
     use crate::cpu;
     use crate::kernels::testing::{assert_close, gpu, gpu_test, random};
 
-    async fn check(tokens: usize, past: usize, heads: usize, kv_heads: usize, head_dim: usize) {
+    async fn check_keys(tokens: usize, keys: Keys, heads: usize, kv_heads: usize, head_dim: usize, tol: f32) {
         let g = gpu().await;
-        let ctx = past + tokens;
+        let ctx = keys.count(tokens as u32) as usize;
         let q = random(tokens * heads * head_dim, 41);
         let k = random(ctx * kv_heads * head_dim, 42);
         let v = random(ctx * kv_heads * head_dim, 43);
-        let want = cpu::attention::attention(&q, &k, &v, tokens, past, heads, kv_heads, head_dim);
+        let want = match keys {
+            Keys::Causal { past } => {
+                cpu::attention::attention(&q, &k, &v, tokens, past as usize, heads, kv_heads, head_dim)
+            }
+            Keys::All(n) => cpu::attention::cross_attention(&q, &k, &v, tokens, n as usize, heads, kv_heads, head_dim),
+        };
         let qb = g.upload("q", bytemuck::cast_slice(&q)).unwrap();
         let kb = g.upload("k", bytemuck::cast_slice(&k)).unwrap();
         let vb = g.upload("v", bytemuck::cast_slice(&v)).unwrap();
         let pb = g.buffer("partial", (partial_len(tokens, heads, head_dim) * 4) as u64).unwrap();
         let ob = g.buffer("out", (q.len() * 4) as u64).unwrap();
         let mut rec = g.recorder();
-        attention(
-            &mut rec,
-            &qb,
-            &kb,
-            &vb,
-            &pb,
-            &ob,
-            tokens as u32,
-            past as u32,
-            heads as u32,
-            kv_heads as u32,
-            head_dim as u32,
-        )
-        .unwrap();
+        let (tokens, heads, kv_heads, head_dim) = (tokens as u32, heads as u32, kv_heads as u32, head_dim as u32);
+        let a = Attend { q: &qb, k: &kb, v: &vb, partial: &pb, out: &ob, tokens, keys, heads, kv_heads, head_dim };
+        attention(&mut rec, a).unwrap();
         rec.submit().unwrap();
         let got = g.read_f32(&ob, 0, q.len()).await.unwrap();
-        assert_close(&got, &want, 2e-5, &format!("attention t{tokens} past{past} h{heads}/{kv_heads} d{head_dim}"));
+        assert_close(&got, &want, tol, &format!("attention t{tokens} {keys:?} h{heads}/{kv_heads} d{head_dim}"));
+    }
+
+    async fn check(tokens: usize, past: usize, heads: usize, kv_heads: usize, head_dim: usize) {
+        check_keys(tokens, Keys::Causal { past: past as u32 }, heads, kv_heads, head_dim, 2e-5).await
     }
 
     /// Blocks over fused `[tokens, 3, heads, head_dim]` rows, as the vision towers call it.
@@ -259,4 +284,8 @@ mod tests {
     gpu_test!(attention_prefill_splits_past_causal_end, check(5, 300, 4, 2, 16));
     gpu_test!(attention_head_dim_128, check(3, 5, 16, 8, 128));
     gpu_test!(attention_head_dim_256, check(2, 3, 2, 1, 256));
+    // Cross-attention: every query sees all keys (Whisper's 1500 encoder steps; f32 sums over
+    // that many keys drift by about 2e-5).
+    gpu_test!(attention_cross_decode, check_keys(1, Keys::All(1500), 6, 6, 64, 5e-5));
+    gpu_test!(attention_cross_prefill, check_keys(5, Keys::All(37), 2, 2, 24, 2e-5));
 }

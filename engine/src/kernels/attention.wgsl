@@ -1,8 +1,10 @@
-// attention.wgsl: causal scaled dot-product attention with grouped KV heads over a KV cache,
+// attention.wgsl: scaled dot-product attention with grouped KV heads over a KV cache, causal
+// (a decoder's self-attention) or over every key (cross-attention on an encoder's output),
 // split over the keys (flash-decoding): each workgroup runs an online softmax (FlashAttention's
 // running max and sum) over one slice of keys, and a second pass merges the slices, so a
 // single decoded token still spreads over many workgroups and no score matrix is stored.
-//   out[t, h] = Σ_j softmax_j(q[t,h]·k[j,g]·scale) v[j,g],  j ≤ past + t,  g = h / (heads / kv_heads)
+//   out[t, h] = Σ_j softmax_j(q[t,h]·k[j,g]·scale) v[j,g],  g = h / (heads / kv_heads),
+//   j ≤ past + t when `causal`, else j < past (`past` is then the key count)
 //
 // `attention_partial`, one workgroup of WG threads per (head = wid.x, token = wid.y,
 // split = wid.z); keys of the split in chunks of WG, one key per thread for the scores, then
@@ -31,7 +33,7 @@ struct Params {
     splits: u32,
     keys_per_split: u32,
     ml_offset: u32,
-    _pad0: u32,
+    causal: u32,
     _pad1: u32,
     _pad2: u32,
 }

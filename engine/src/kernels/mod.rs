@@ -5,6 +5,7 @@
 //! each launcher run both.
 
 pub mod attention;
+pub mod conv;
 pub mod elementwise;
 pub mod embedding;
 pub mod gather;
@@ -34,6 +35,8 @@ pub enum Family {
     AttentionCombine,
     /// Non-causal attention within blocks (the vision towers).
     AttentionBlocks,
+    /// 1-D convolution lowered to a product (`im2col`).
+    Conv,
     Gather,
     Elementwise,
     Reduce,
@@ -53,6 +56,7 @@ fn family_sources(f: Family) -> &'static [&'static str] {
         Family::AttentionPartial => &[include_str!("attention.wgsl"), include_str!("attention_partial.wgsl")],
         Family::AttentionCombine => &[include_str!("attention.wgsl"), include_str!("attention_combine.wgsl")],
         Family::AttentionBlocks => &[include_str!("attention_blocks.wgsl")],
+        Family::Conv => &[include_str!("conv.wgsl")],
         Family::Gather => &[include_str!("gather.wgsl")],
         Family::Elementwise => &[include_str!("elementwise.wgsl")],
         Family::Reduce => &[include_str!("reduce.wgsl")],

@@ -418,19 +418,19 @@ impl DecoderLayer {
         rope::rope(rec, q_in, q_src, &s.cos_sin, &s.qr, 0, n as u32, heads as u32, hd as u32)?;
         let k_dst = (past * kv_dim) as u32;
         rope::rope(rec, k_in, k_src, &s.cos_sin, k_cache, k_dst, n as u32, kv_heads as u32, hd as u32)?;
-        attention::attention(
-            rec,
-            &s.qr,
-            k_cache,
-            v_cache,
-            &s.attn_partial,
-            &s.attn,
-            n as u32,
-            past as u32,
-            heads as u32,
-            kv_heads as u32,
-            hd as u32,
-        )?;
+        let attend = attention::Attend {
+            q: &s.qr,
+            k: k_cache,
+            v: v_cache,
+            partial: &s.attn_partial,
+            out: &s.attn,
+            tokens: n as u32,
+            keys: attention::Keys::Causal { past: past as u32 },
+            heads: heads as u32,
+            kv_heads: kv_heads as u32,
+            head_dim: hd as u32,
+        };
+        attention::attention(rec, attend)?;
         a.o_proj.forward(rec, &s.attn, 0, n, &s.x, OutAt::residual(c.hidden_size))?;
 
         self.post_attention_layernorm.forward(rec, &s.x, &s.h, n)?;
