@@ -8,7 +8,7 @@ pub mod mel;
 pub mod resample;
 pub mod wav;
 
-pub use mel::{log_mel, MelConfig};
+pub use mel::{log_mel, log_mel_padded, MelConfig};
 pub use resample::{resample, Resampler};
 pub use wav::{read_wav, write_wav, Pcm};
 

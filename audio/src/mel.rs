@@ -54,8 +54,7 @@ pub fn mel_filters(cfg: &MelConfig) -> Vec<f64> {
     let bins = cfg.n_fft / 2 + 1;
     let n_mels = cfg.feature_size;
     let (lo, hi) = (hz_to_mel(0.0), hz_to_mel(cfg.sampling_rate as f64 / 2.0));
-    let edges: Vec<f64> =
-        (0..n_mels + 2).map(|i| mel_to_hz(lo + (hi - lo) * i as f64 / (n_mels + 1) as f64)).collect();
+    let edges: Vec<f64> = (0..n_mels + 2).map(|i| mel_to_hz(lo + (hi - lo) * i as f64 / (n_mels + 1) as f64)).collect();
     let nyquist = (cfg.sampling_rate / 2) as f64;
     let mut w = vec![0.0; n_mels * bins];
     for m in 0..n_mels {
@@ -73,11 +72,19 @@ pub fn mel_filters(cfg: &MelConfig) -> Vec<f64> {
 /// The log-mel features `[feature_size, frames]` (row-major, mel bins by time) of one window.
 /// Longer input is cut at `n_samples`, shorter is padded with zeros, as the extractor does.
 pub fn log_mel(samples: &[f32], cfg: &MelConfig) -> Vec<f32> {
+    log_mel_padded(&samples[..samples.len().min(cfg.n_samples)], cfg).0
+}
+
+/// The log-mel features of the whole recording, padded with zeros to at least `n_samples`
+/// (the extractor with `padding="longest"`, `truncation=False`, as long-form transcription
+/// takes them), and their frame count: `[feature_size, frames]`.
+pub fn log_mel_padded(samples: &[f32], cfg: &MelConfig) -> (Vec<f32>, usize) {
     let (n_fft, hop, n_mels) = (cfg.n_fft, cfg.hop_length, cfg.feature_size);
     let bins = n_fft / 2 + 1;
-    let frames = cfg.frames();
-    let mut x: Vec<f64> = samples.iter().take(cfg.n_samples).map(|&s| s as f64).collect();
-    x.resize(cfg.n_samples, 0.0);
+    let len = samples.len().max(cfg.n_samples);
+    let frames = len / hop;
+    let mut x: Vec<f64> = samples.iter().map(|&s| s as f64).collect();
+    x.resize(len, 0.0);
     // Centre the frames: reflect-pad n_fft / 2 on each side (numpy `mode="reflect"`).
     let pad = n_fft / 2;
     let n = x.len();
@@ -118,7 +125,7 @@ pub fn log_mel(samples: &[f32], cfg: &MelConfig) -> Vec<f32> {
         }
     }
     let max = out.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    out.iter().map(|&v| ((v.max(max - 8.0) + 4.0) / 4.0) as f32).collect()
+    (out.iter().map(|&v| ((v.max(max - 8.0) + 4.0) / 4.0) as f32).collect(), frames)
 }
 
 #[cfg(test)]

@@ -124,6 +124,10 @@ impl Tokenizer {
         self.inner.decode(ids, true).map_err(|e| LoadError::Tokenizer(e.to_string()))
     }
 
+    pub fn id_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+
     pub fn token_id(&self, token: &str) -> Option<u32> {
         self.inner.token_to_id(token)
     }

@@ -17,6 +17,7 @@ pub mod load;
 pub mod models;
 pub mod pipeline;
 pub mod prompt;
+pub mod speech;
 pub mod tensor;
 
 pub use error::{EngineError, LoadError};

@@ -264,7 +264,7 @@ pub struct GenerationConfig {
     pub do_sample: Option<bool>,
 }
 
-fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
+pub(crate) fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
     #[derive(serde::Deserialize)]
     #[serde(untagged)]
     enum Ids {

@@ -14,8 +14,9 @@ use crate::formats::hf_config::{Family, ModelConfig};
 use crate::generate::{top_k, Sampler, SamplingParams, StopReason, StopRules, TextStream};
 use crate::gpu::{now_ms, Gpu};
 use crate::load::{ByteSource, GenerationConfig, ModelFiles};
+use crate::models::layers::KvCache;
 use crate::models::layers::{LoadProgress, Loader, CHUNK_BYTES};
-use crate::models::qwen_text::{KvCache, Scratch, Step, StepVision, TextModel};
+use crate::models::qwen_text::{Scratch, Step, StepVision, TextModel};
 use crate::models::qwen_vision::{VisionInput, VisionModel, VisionOutput};
 use crate::prompt::{ImageInput, Prompt};
 

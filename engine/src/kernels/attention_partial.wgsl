@@ -20,7 +20,7 @@ fn attention_partial(@builtin(local_invocation_index) li: u32, @builtin(workgrou
         qs[d] = q[qbase + d] * p.scale;
     }
     workgroupBarrier();
-    let n_keys = p.past + t + 1u;
+    let n_keys = select(p.past, p.past + t + 1u, p.causal != 0u);
     let j_begin = split * p.keys_per_split;
     let j_end = min(n_keys, j_begin + p.keys_per_split);
     var m = NEG_BIG;

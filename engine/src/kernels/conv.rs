@@ -137,6 +137,7 @@ mod tests {
     // Whisper's stem: k3 s1 p1, then k3 s2 p1.
     gpu_test!(conv1d_whisper_stem, check(80, 24, 50, 3, 1, 1, 1));
     gpu_test!(conv1d_strided, check(24, 16, 51, 3, 2, 1, 1));
+    gpu_test!(conv1d_128_mels, check(128, 64, 3000, 3, 1, 1, 1));
     // Moonshine's first conv (k127 s64, no padding) on a short waveform, and a dilated one.
     gpu_test!(conv1d_long_kernel, check(1, 8, 1000, 127, 64, 0, 1));
     gpu_test!(conv1d_dilated, check(5, 7, 40, 3, 1, 3, 3));

@@ -1,5 +1,5 @@
 //! Building blocks shared by the models: GPU weights (split into row shards that fit the
-//! adapter's storage-binding limit), `Linear`, `RmsNorm`, `LayerNorm`, and the weight loader
+//! adapter's storage-binding limit), `Linear`, `RmsNorm`, `LayerNorm`, the KV cache, and the weight loader
 //! that streams tensors from a [`ByteSource`] one at a time.
 
 use crate::error::{EngineError, LoadError};
@@ -139,6 +139,13 @@ impl<S: ByteSource> Loader<'_, S> {
             }
             _ => Ok(t),
         }
+    }
+
+    /// A small table `[rows, cols]` as f32 (position embeddings), widened from any storage type.
+    pub async fn table(&mut self, name: &str, rows: usize, cols: usize) -> Result<wgpu::Buffer, EngineError> {
+        let t = self.tensor(name).await?;
+        t.expect_shape(&[rows, cols])?;
+        self.gpu.upload(name, bytemuck::cast_slice(&t.to_f32()))
     }
 
     /// A 1-D f32 vector of `len` (norm weights, biases), widened from any storage type.
@@ -346,6 +353,29 @@ impl Weight {
             )?;
         }
         Ok(())
+    }
+}
+
+/// Keys and values of every attention layer for one conversation or utterance.
+///
+/// # Shapes
+/// each of `k[layer]`, `v[layer]`: `[capacity, kv_dim]` f32 (`kv_dim` = kv_heads · head_dim).
+pub struct KvCache {
+    pub k: Vec<wgpu::Buffer>,
+    pub v: Vec<wgpu::Buffer>,
+    pub capacity: usize,
+}
+
+impl KvCache {
+    pub fn new(gpu: &Gpu, layers: usize, capacity: usize, kv_dim: usize) -> Result<Self, EngineError> {
+        let bytes = (capacity * kv_dim * 4) as u64;
+        let mut k = Vec::with_capacity(layers);
+        let mut v = Vec::with_capacity(layers);
+        for _ in 0..layers {
+            k.push(gpu.buffer("kv.k", bytes)?);
+            v.push(gpu.buffer("kv.v", bytes)?);
+        }
+        Ok(KvCache { k, v, capacity })
     }
 }
 

@@ -9,7 +9,7 @@ use crate::gpu::{Gpu, Recorder, StepCache};
 use crate::kernels::gather::{self, GatherRows};
 use crate::kernels::{attention, elementwise, embedding, rope};
 use crate::load::ByteSource;
-use crate::models::layers::{Linear, Loader, OutAt, RmsNorm, Weight};
+use crate::models::layers::{KvCache, Linear, Loader, OutAt, RmsNorm, Weight};
 
 /// Self-attention; fields are the checkpoint names under `layers.{i}.self_attn.`.
 pub struct Attention {
@@ -76,16 +76,6 @@ pub struct StepVision<'a> {
 /// T, H and W rows are all the token's position (`get_rope_index`).
 pub fn text_positions(past: usize, n: usize) -> Vec<i32> {
     (0..3).flat_map(|_| (0..n).map(move |t| (past + t) as i32)).collect()
-}
-
-/// Keys and values of every layer for one conversation.
-///
-/// # Shapes
-/// each of `k[layer]`, `v[layer]`: `[capacity, kv_heads, head_dim]` f32.
-pub struct KvCache {
-    k: Vec<wgpu::Buffer>,
-    v: Vec<wgpu::Buffer>,
-    pub capacity: usize,
 }
 
 /// Activation buffers for up to `max_tokens` tokens per step.
@@ -254,14 +244,7 @@ impl TextModel {
     /// layer's buffer fits one storage binding.
     pub fn new_cache(&self, gpu: &Gpu, capacity: usize) -> Result<KvCache, EngineError> {
         let kv_dim = self.cfg.num_key_value_heads * self.cfg.head_dim;
-        let bytes = (capacity * kv_dim * 4) as u64;
-        let mut k = Vec::new();
-        let mut v = Vec::new();
-        for _ in 0..self.cfg.num_hidden_layers {
-            k.push(gpu.buffer("kv.k", bytes)?);
-            v.push(gpu.buffer("kv.v", bytes)?);
-        }
-        Ok(KvCache { k, v, capacity })
+        KvCache::new(gpu, self.cfg.num_hidden_layers, capacity, kv_dim)
     }
 
     pub fn new_scratch(&self, gpu: &Gpu, max_tokens: usize) -> Result<Scratch, EngineError> {

@@ -103,9 +103,7 @@ impl VisionModel {
         let split = Self::split_qkv(l.index, prefix);
         let patch_embed = Linear::load(l, &format!("{prefix}patch_embed.proj"), cfg.patch_dim(), c, qwen3).await?;
         let pos_embed = if qwen3 {
-            let t = l.tensor(&format!("{prefix}pos_embed.weight")).await?;
-            t.expect_shape(&[cfg.num_position_embeddings, c])?;
-            Some(l.gpu.upload("pos_embed", bytemuck::cast_slice(&t.to_f32()))?)
+            Some(l.table(&format!("{prefix}pos_embed.weight"), cfg.num_position_embeddings, c).await?)
         } else {
             None
         };
