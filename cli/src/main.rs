@@ -1,10 +1,12 @@
-//! `qwglm`: the engine on the command line. `generate` runs a chat turn; `bench` measures
+//! `qwglm`: the engine on the command line. `generate` runs a chat turn; `transcribe` turns a
+//! recording into text; `bench` measures
 //! speed on real shapes; `serve` serves the
 //! built site and model folders in the Hub's `/resolve/` layout (local use and tests).
 
 mod bench;
 mod generate;
 mod serve;
+mod transcribe;
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +21,8 @@ struct Cli {
 enum Command {
     /// Generate a reply to one user message.
     Generate(generate::Args),
+    /// Transcribe (or translate) a recording with a Whisper model.
+    Transcribe(transcribe::Args),
     /// Measure load, prefill and decode speed on real shapes with synthetic weights.
     Bench(bench::Args),
     /// Serve the built site and local model folders over HTTP.
@@ -29,6 +33,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Generate(a) => generate::run(a),
+        Command::Transcribe(a) => transcribe::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Bench(a) => bench::run(a),
     };

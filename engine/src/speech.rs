@@ -278,6 +278,9 @@ impl Recognizer {
             });
         }
         let (mel, max_frames) = qwglm_audio::log_mel_padded(samples, &self.mel);
+        // Over 30 s, windows are found by timestamps: transformers turns them on for long-form.
+        let long_form = TranscribeOptions { timestamps: opts.timestamps || max_frames > WINDOW_FRAMES, ..opts.clone() };
+        let opts = &long_form;
         let bins = self.mel.feature_size;
         let kv = self.model.new_cache(&self.gpu)?;
         let scratch = self.model.new_scratch(&self.gpu)?;
