@@ -13,6 +13,6 @@ mkdir -p dist/pkg
 for bin in qwglm-app qwglm-worker; do
   wasm-bindgen --target web --no-typescript --out-dir dist/pkg "target/wasm32-unknown-unknown/$out_profile/$bin.wasm"
 done
-cp public/index.html public/worker.js public/_headers dist/
+cp public/index.html public/worker.js public/mic-worklet.js public/_headers dist/
 cp style/style.css dist/
 echo "site built in dist/ ($(du -sh dist | cut -f1))"

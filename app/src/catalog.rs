@@ -135,3 +135,65 @@ pub fn variant(id: &str) -> Option<&'static Variant> {
 pub const CUSTOM_URL: &str = "custom-url";
 /// The select value of a Hub repository named in the page's address (`?repo=`).
 pub const CUSTOM_REPO: &str = "custom-repo";
+
+/// A speech recognizer the app offers: a Whisper repository (faster-whisper's CTranslate2
+/// float16 weights where they exist, half the download of the float32 safetensors).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SpeechVariant {
+    pub id: &'static str,
+    pub label: &'static str,
+    pub repo: &'static str,
+    /// Bytes to download (`model.bin` or `model.safetensors` and the small files).
+    pub download_mb: f64,
+    /// GPU memory: the f16 weights, the decoder caches and one window's encoder buffers.
+    pub gpu_mb: f64,
+    pub multilingual: bool,
+}
+
+/// Every speech recognizer; the first is the default.
+pub const SPEECH_VARIANTS: [SpeechVariant; 5] = [
+    SpeechVariant {
+        id: "whisper-base",
+        label: "Whisper base (74M, multilingual)",
+        repo: "Systran/faster-whisper-base",
+        download_mb: 145.0,
+        gpu_mb: 200.0,
+        multilingual: true,
+    },
+    SpeechVariant {
+        id: "whisper-tiny.en",
+        label: "Whisper tiny.en (39M, English)",
+        repo: "Systran/faster-whisper-tiny.en",
+        download_mb: 75.6,
+        gpu_mb: 110.0,
+        multilingual: false,
+    },
+    SpeechVariant {
+        id: "whisper-tiny",
+        label: "Whisper tiny (39M, multilingual)",
+        repo: "Systran/faster-whisper-tiny",
+        download_mb: 75.6,
+        gpu_mb: 110.0,
+        multilingual: true,
+    },
+    SpeechVariant {
+        id: "whisper-small",
+        label: "Whisper small (244M, multilingual)",
+        repo: "Systran/faster-whisper-small",
+        download_mb: 484.0,
+        gpu_mb: 590.0,
+        multilingual: true,
+    },
+    SpeechVariant {
+        id: "whisper-large-v3-turbo",
+        label: "Whisper large-v3-turbo (809M, multilingual)",
+        repo: "openai/whisper-large-v3-turbo",
+        download_mb: 1620.0,
+        gpu_mb: 1850.0,
+        multilingual: true,
+    },
+];
+
+pub fn speech_variant(id: &str) -> Option<&'static SpeechVariant> {
+    SPEECH_VARIANTS.iter().find(|v| v.id == id)
+}

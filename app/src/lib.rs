@@ -10,7 +10,11 @@ pub mod worker;
 use leptos::prelude::*;
 
 use crate::components::{
-    composer::Composer, message_list::MessageList, model_bar::ModelBar, screen_share::ScreenShare, settings::Settings,
+    composer::Composer,
+    message_list::MessageList,
+    model_bar::{ModelBar, SpeechBar},
+    screen_share::ScreenShare,
+    settings::Settings,
     storage::StorageView,
 };
 use crate::state::{provide_app_state, use_app_state};
@@ -33,6 +37,7 @@ pub fn App() -> impl IntoView {
                 </div>
             </Show>
             <ModelBar/>
+            <SpeechBar/>
             <StorageView/>
             <main class="chat">
                 <MessageList/>

@@ -1,10 +1,12 @@
 //! Messages between the page and the engine worker. A request travels as an object
 //! `{json, buffers}`: the [`Request`] as JSON and, for a chat with pictures, one `Uint8Array`
-//! per [`ImageRef`] moved as a transferable (pixels never go through JSON). Events come back
-//! as JSON strings. Every [`Request`] is answered by exactly one [`Event::Done`] or
-//! [`Event::Error`] with its id, with any number of `Progress` or `Token` events before it. The
-//! worker announces itself with one `Started` event once it listens; a module worker drops
-//! messages that arrive earlier.
+//! per [`ImageRef`] (for microphone audio, one of f32 samples) moved as a transferable (pixels
+//! and samples never go through JSON). Events come back as JSON strings. Every [`Request`] but
+//! [`Request::Audio`] is answered by exactly one [`Event::Done`] or [`Event::Error`] with its
+//! id, with any number of `Progress`, `Token` or `Partial` events before it; an `Audio` chunk
+//! is answered only when it fails. The worker holds one model per [`ModelRole`], all on one
+//! GPU device. It announces itself with one `Started` event once it listens; a module worker
+//! drops messages that arrive earlier.
 
 use qwglm_engine::chat::Message;
 use qwglm_engine::generate::SamplingParams;
@@ -14,9 +16,15 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum Request {
-    /// Load a model: from the Hub into the browser's model cache and from there to the GPU,
-    /// or straight from a base URL.
-    Load { id: u64, source: ModelSource, max_context: usize },
+    /// Load the model of a role: from the Hub into the browser's model cache and from there
+    /// to the GPU, or straight from a base URL. The role's previous model is dropped first.
+    Load {
+        id: u64,
+        #[serde(default)]
+        role: ModelRole,
+        source: ModelSource,
+        max_context: usize,
+    },
     /// List the models in the browser's cache.
     Storage { id: u64 },
     /// Delete a cached model.
@@ -32,10 +40,33 @@ pub enum Request {
         max_pixels: Option<usize>,
         params: Option<SamplingParams>,
     },
-    /// Stop request `target` (a running chat).
+    /// Stop request `target` (a running chat or a listening turn, whose audio is dropped).
     Cancel { id: u64, target: u64 },
-    /// Drop the model and free its GPU memory.
-    Unload { id: u64 },
+    /// Drop the model of a role and free its GPU memory.
+    Unload {
+        id: u64,
+        #[serde(default)]
+        role: ModelRole,
+    },
+    /// Start a spoken turn for the speech recognizer: [`Request::Audio`] chunks at
+    /// `sample_rate` follow, `Partial` events give the text so far (when `partial`), and
+    /// [`Request::EndTurn`] makes it answer with the final transcript.
+    Listen { id: u64, sample_rate: u32, language: Option<String>, partial: bool },
+    /// Samples for listening turn `target`: the request's one buffer holds mono f32
+    /// little-endian samples at the turn's rate.
+    Audio { id: u64, target: u64 },
+    /// The speaker is done: turn `target` transcribes everything it heard and finishes.
+    EndTurn { id: u64, target: u64 },
+}
+
+/// What a loaded model is for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelRole {
+    #[default]
+    Chat,
+    /// Speech recognition.
+    Speech,
 }
 
 /// Where a model comes from.
@@ -58,7 +89,10 @@ impl Request {
             Request::Load { id, .. }
             | Request::Chat { id, .. }
             | Request::Cancel { id, .. }
-            | Request::Unload { id } => *id,
+            | Request::Unload { id, .. }
+            | Request::Listen { id, .. }
+            | Request::Audio { id, .. }
+            | Request::EndTurn { id, .. } => *id,
         }
     }
 }
@@ -84,6 +118,34 @@ pub struct ModelInfo {
     #[serde(default)]
     pub vision: bool,
     pub defaults: SamplingParams,
+}
+
+/// What a loaded speech recognizer reports.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpeechInfo {
+    /// `Whisper` and its size (`d_model`, layers).
+    pub family: String,
+    /// Whether it takes languages other than English (and translates).
+    pub multilingual: bool,
+    pub adapter: String,
+}
+
+/// The final text of a spoken turn.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TurnTranscript {
+    pub text: String,
+    pub language: Option<String>,
+    /// Seconds of audio heard.
+    pub audio_s: f64,
+    /// Time the final transcription took after the end of the turn.
+    pub elapsed_ms: f64,
+}
+
+/// GPU memory held by the worker's models (weights, caches and working buffers) in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GpuMemory {
+    pub chat: u64,
+    pub speech: u64,
 }
 
 /// Numbers of a finished turn.
@@ -125,16 +187,41 @@ pub enum Event {
         id: u64,
         text: String,
     },
+    /// The whole text heard so far in listening turn `id` (replaces the previous one).
+    Partial {
+        id: u64,
+        text: String,
+    },
     Done {
         id: u64,
-        model: Option<ModelInfo>,
-        stats: Option<TurnStats>,
+        #[serde(flatten)]
+        outcome: Outcome,
     },
     Error {
         id: u64,
         kind: ErrorKind,
         message: String,
     },
+}
+
+/// What a finished request reports, by kind of request.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// A loaded chat model.
+    #[serde(default)]
+    pub model: Option<ModelInfo>,
+    /// A finished chat turn.
+    #[serde(default)]
+    pub stats: Option<TurnStats>,
+    /// A loaded speech recognizer.
+    #[serde(default)]
+    pub speech: Option<SpeechInfo>,
+    /// A finished spoken turn (`None` when it was cancelled).
+    #[serde(default)]
+    pub transcript: Option<TurnTranscript>,
+    /// After a load or unload, and after a spoken turn: what the models hold now.
+    #[serde(default)]
+    pub memory: Option<GpuMemory>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,7 +2,7 @@
 //! `use_app_state`). The conversation lives here, on the page: a failed or stopped turn never
 //! loses it, and the worker only ever sees copies.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use leptos::prelude::*;
 use qwglm_engine::chat::{Message, Part, Role};
@@ -12,7 +12,8 @@ use wasm_bindgen::JsCast;
 
 use crate::catalog::{self, CUSTOM_REPO, CUSTOM_URL};
 use crate::protocol::{
-    DownloadProgress, ErrorKind, Event, ImageRef, ModelInfo, ModelSource, Repo, Request, StoredModel, TurnStats,
+    DownloadProgress, ErrorKind, Event, GpuMemory, ImageRef, ModelInfo, ModelRole, ModelSource, Outcome, Repo, Request,
+    SpeechInfo, StoredModel, TurnStats,
 };
 
 /// The models in the browser's cache and the origin's storage use and quota.
@@ -26,8 +27,9 @@ pub struct StorageView {
 /// The default model: Qwen3-VL-2B-Instruct from the Hub.
 pub const DEFAULT_MODEL_URL: &str = "https://huggingface.co/Qwen/Qwen3-VL-2B-Instruct/resolve/main";
 
+/// Where the model of a role stands; `I` is what a loaded one reports.
 #[derive(Clone, Debug, PartialEq)]
-pub enum ModelStatus {
+pub enum ModelStatus<I = ModelInfo> {
     Empty,
     /// Fetching a Hub model into the browser's cache: bytes/s over this session's fetch and
     /// the seconds left at that rate.
@@ -41,7 +43,7 @@ pub enum ModelStatus {
         bytes_total: u64,
         tensor: String,
     },
-    Ready(ModelInfo),
+    Ready(I),
     Failed(String),
 }
 
@@ -83,6 +85,23 @@ pub struct SettingsValues {
     pub max_new_tokens: usize,
     /// Pixel budget of a picture for the model (screen frames are downscaled to it).
     pub max_image_pixels: usize,
+    /// Send the message as soon as a spoken turn is transcribed (else leave it to edit).
+    pub send_spoken: bool,
+    /// Show the words while the user is still speaking.
+    pub live_transcript: bool,
+    /// The spoken language (`None`: detected by multilingual models).
+    pub speech_language: Option<String>,
+}
+
+/// The spoken turn being heard: its request id and the text that was in the composer
+/// before it (the transcript goes after it).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Listening {
+    pub id: u64,
+    pub before: String,
+    /// Whether the microphone is still capturing (false once the turn has ended and the
+    /// final text is being made).
+    pub capturing: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -99,11 +118,25 @@ pub struct AppState {
     pub storage: RwSignal<Option<StorageView>>,
     /// Whether the browser granted persistent storage (asked on the first download).
     pub persisted: RwSignal<Option<bool>>,
-    /// When this download session started and the bytes fetched then (for the rate).
-    download_clock: StoredValue<Option<(f64, u64)>>,
+    /// When each role's download session started and the bytes fetched then (for the rate).
+    download_clock: StoredValue<HashMap<ModelRole, (f64, u64)>>,
     pub model_url: RwSignal<String>,
     pub max_context: RwSignal<usize>,
     pub status: RwSignal<ModelStatus>,
+    /// The speech recognizer chosen (a [`catalog::SPEECH_VARIANTS`] id or [`CUSTOM_URL`]),
+    /// its URL when given by address, and its status.
+    pub speech_choice: RwSignal<String>,
+    pub speech_url: RwSignal<String>,
+    pub speech_status: RwSignal<ModelStatus<SpeechInfo>>,
+    /// GPU memory the worker's models hold, as it last reported.
+    pub memory: RwSignal<Option<GpuMemory>>,
+    /// The message being written (typed, or spoken into the microphone).
+    pub draft: RwSignal<String>,
+    pub listening: RwSignal<Option<Listening>>,
+    /// The microphone capture while a turn is heard.
+    pub mic: StoredValue<Option<crate::components::voice::Mic>, LocalStorage>,
+    /// A note about the microphone (refused, missing, nothing heard).
+    pub voice_notice: RwSignal<Option<String>>,
     pub entries: RwSignal<Vec<Entry>>,
     /// The chat request running now and the entry it streams into.
     pub running: RwSignal<Option<(u64, u64)>>,
@@ -122,8 +155,8 @@ pub struct AppState {
     outbox: StoredValue<Vec<(String, Vec<js_sys::Uint8Array>)>, LocalStorage>,
     worker_started: StoredValue<bool>,
     next_id: StoredValue<u64>,
-    /// Which request id is a load, so its Done/Error updates the model status.
-    pending_loads: StoredValue<HashSet<u64>>,
+    /// Which request id is a load of which role, so its Done/Error updates that status.
+    pending_loads: StoredValue<HashMap<u64, ModelRole>>,
 }
 
 pub fn use_app_state() -> AppState {
@@ -158,13 +191,32 @@ pub fn provide_app_state() {
         custom_repo: StoredValue::new(custom_repo),
         storage: RwSignal::new(None),
         persisted: RwSignal::new(None),
-        download_clock: StoredValue::new(None),
+        download_clock: StoredValue::new(HashMap::new()),
         model_url: RwSignal::new(url_param("model").unwrap_or_else(|| DEFAULT_MODEL_URL.to_string())),
         max_context: RwSignal::new(4096),
         status: RwSignal::new(ModelStatus::Empty),
+        speech_choice: RwSignal::new(if url_param("speech").is_some() {
+            CUSTOM_URL.to_string()
+        } else {
+            catalog::SPEECH_VARIANTS[0].id.to_string()
+        }),
+        speech_url: RwSignal::new(url_param("speech").unwrap_or_default()),
+        speech_status: RwSignal::new(ModelStatus::Empty),
+        memory: RwSignal::new(None),
+        draft: RwSignal::new(String::new()),
+        listening: RwSignal::new(None),
+        mic: StoredValue::new_local(None),
+        voice_notice: RwSignal::new(None),
         entries: RwSignal::new(Vec::new()),
         running: RwSignal::new(None),
-        settings: RwSignal::new(SettingsValues { temperature: None, max_new_tokens: 512, max_image_pixels: 1_003_520 }),
+        settings: RwSignal::new(SettingsValues {
+            temperature: None,
+            max_new_tokens: 512,
+            max_image_pixels: 1_003_520,
+            send_spoken: true,
+            live_transcript: true,
+            speech_language: None,
+        }),
         engine_error: RwSignal::new(None),
         pending: RwSignal::new_local(Vec::new()),
         screen: RwSignal::new_local(None),
@@ -174,7 +226,7 @@ pub fn provide_app_state() {
         outbox: StoredValue::new_local(Vec::new()),
         worker_started: StoredValue::new(false),
         next_id: StoredValue::new(1),
-        pending_loads: StoredValue::new(HashSet::new()),
+        pending_loads: StoredValue::new(HashMap::new()),
     };
     provide_context(st);
     if st.webgpu_available {
@@ -209,6 +261,13 @@ impl AppState {
             let msg = format!("the engine stopped: {}", ev.message());
             self.engine_error.set(Some(msg.clone()));
             self.fail_running(&msg);
+            if self.listening.get_untracked().is_some() {
+                crate::components::voice::turn_failed(self, &msg);
+            }
+            if !matches!(self.speech_status.get_untracked(), ModelStatus::Empty) {
+                self.speech_status.set(ModelStatus::Failed(msg.clone()));
+            }
+            self.memory.set(None);
             self.status.set(ModelStatus::Failed(msg));
             self.worker.set_value(None);
             self.worker_started.set_value(false);
@@ -219,12 +278,12 @@ impl AppState {
         self.worker.set_value(Some(worker));
     }
 
-    fn send(self, make: impl FnOnce(u64) -> Request) -> Option<u64> {
+    pub(crate) fn send(self, make: impl FnOnce(u64) -> Request) -> Option<u64> {
         self.send_with(Vec::new(), make)
     }
 
     /// Sends a request with buffers that travel beside it as transferables.
-    fn send_with(self, buffers: Vec<js_sys::Uint8Array>, make: impl FnOnce(u64) -> Request) -> Option<u64> {
+    pub(crate) fn send_with(self, buffers: Vec<js_sys::Uint8Array>, make: impl FnOnce(u64) -> Request) -> Option<u64> {
         let id = self.next_id.get_value();
         self.next_id.set_value(id + 1);
         let req = make(id);
@@ -284,11 +343,39 @@ impl AppState {
             self.request_persist();
         }
         let max_context = self.max_context.get_untracked();
-        self.download_clock.set_value(None);
+        self.download_clock.update_value(|c| {
+            c.remove(&ModelRole::Chat);
+        });
         self.status.set(ModelStatus::Loading { bytes_done: 0, bytes_total: 0, tensor: String::new() });
-        if let Some(id) = self.send(|id| Request::Load { id, source, max_context }) {
+        if let Some(id) = self.send(|id| Request::Load { id, role: ModelRole::Chat, source, max_context }) {
             self.pending_loads.update_value(|m| {
-                m.insert(id);
+                m.insert(id, ModelRole::Chat);
+            });
+        }
+    }
+
+    /// Loads the chosen speech recognizer beside the chat model.
+    pub fn load_speech(self) {
+        let choice = self.speech_choice.get_untracked();
+        let source = if choice == CUSTOM_URL {
+            ModelSource::Url { base_url: self.speech_url.get_untracked().trim().to_string() }
+        } else {
+            let Some(v) = catalog::speech_variant(&choice) else { return };
+            self.request_persist();
+            ModelSource::Hub {
+                repo: Repo { endpoint: self.endpoint.get_value(), repo: v.repo.to_string(), revision: "main".into() },
+                gguf: None,
+                quantize: None,
+            }
+        };
+        self.download_clock.update_value(|c| {
+            c.remove(&ModelRole::Speech);
+        });
+        self.speech_status.set(ModelStatus::Loading { bytes_done: 0, bytes_total: 0, tensor: String::new() });
+        let max_context = 0;
+        if let Some(id) = self.send(|id| Request::Load { id, role: ModelRole::Speech, source, max_context }) {
+            self.pending_loads.update_value(|m| {
+                m.insert(id, ModelRole::Speech);
             });
         }
     }
@@ -422,6 +509,16 @@ impl AppState {
         e
     }
 
+    /// The role a pending load request is for.
+    fn load_role(self, id: u64) -> Option<ModelRole> {
+        self.pending_loads.with_value(|m| m.get(&id).copied())
+    }
+
+    /// Forgets a finished load, returning its role.
+    fn take_load(self, id: u64) -> Option<ModelRole> {
+        self.pending_loads.try_update_value(|m| m.remove(&id)).flatten()
+    }
+
     fn running_entry(self, id: u64) -> Option<Entry> {
         let (rid, key) = self.running.get_untracked()?;
         (rid == id).then(|| self.entries.get_untracked().into_iter().find(|e| e.key == key)).flatten()
@@ -445,23 +542,31 @@ impl AppState {
                     self.post(&json, &buffers);
                 }
             }
-            Event::Progress { id, bytes_done, bytes_total, tensor } => {
-                if self.pending_loads.with_value(|m| m.contains(&id)) {
-                    self.status.set(ModelStatus::Loading { bytes_done, bytes_total, tensor });
+            Event::Progress { id, bytes_done, bytes_total, tensor } => match self.load_role(id) {
+                Some(ModelRole::Chat) => self.status.set(ModelStatus::Loading { bytes_done, bytes_total, tensor }),
+                Some(ModelRole::Speech) => {
+                    self.speech_status.set(ModelStatus::Loading { bytes_done, bytes_total, tensor })
                 }
-            }
+                None => {}
+            },
             Event::Download { id, progress } => {
-                if self.pending_loads.with_value(|m| m.contains(&id)) {
-                    let now = js_sys::Date::now();
-                    let (t0, f0) = self.download_clock.get_value().unwrap_or((now, progress.fetched));
-                    self.download_clock.set_value(Some((t0, f0)));
-                    let secs = (now - t0) / 1000.0;
-                    let rate = if secs > 0.5 { (progress.fetched - f0) as f64 / secs } else { 0.0 };
-                    let left = progress.bytes_total.saturating_sub(progress.bytes_done) as f64;
-                    let eta_s = (rate > 0.0).then(|| left / rate);
-                    self.status.set(ModelStatus::Downloading { progress, rate, eta_s });
+                let Some(role) = self.load_role(id) else { return };
+                let now = js_sys::Date::now();
+                let (t0, f0) =
+                    self.download_clock.with_value(|c| c.get(&role).copied()).unwrap_or((now, progress.fetched));
+                self.download_clock.update_value(|c| {
+                    c.insert(role, (t0, f0));
+                });
+                let secs = (now - t0) / 1000.0;
+                let rate = if secs > 0.5 { (progress.fetched - f0) as f64 / secs } else { 0.0 };
+                let left = progress.bytes_total.saturating_sub(progress.bytes_done) as f64;
+                let eta_s = (rate > 0.0).then(|| left / rate);
+                match role {
+                    ModelRole::Chat => self.status.set(ModelStatus::Downloading { progress, rate, eta_s }),
+                    ModelRole::Speech => self.speech_status.set(ModelStatus::Downloading { progress, rate, eta_s }),
                 }
             }
+            Event::Partial { id, text } => crate::components::voice::partial(self, id, &text),
             Event::Stored { models, usage, quota, .. } => {
                 self.storage.set(Some(StorageView { models, usage, quota }));
             }
@@ -470,14 +575,18 @@ impl AppState {
                     e.text.update(|t| t.push_str(&text));
                 }
             }
-            Event::Done { id, model, stats } => {
-                if self.pending_loads.with_value(|m| m.contains(&id)) {
-                    self.pending_loads.update_value(|m| {
-                        m.remove(&id);
-                    });
-                    if let Some(info) = model {
-                        self.status.set(ModelStatus::Ready(info));
+            Event::Done { id, outcome: Outcome { model, stats, speech, transcript, memory } } => {
+                if memory.is_some() {
+                    self.memory.set(memory);
+                }
+                if let Some(role) = self.take_load(id) {
+                    match (role, model, speech) {
+                        (ModelRole::Chat, Some(info), _) => self.status.set(ModelStatus::Ready(info)),
+                        (ModelRole::Speech, _, Some(info)) => self.speech_status.set(ModelStatus::Ready(info)),
+                        _ => {}
                     }
+                } else if crate::components::voice::is_turn(self, id) {
+                    crate::components::voice::heard(self, transcript);
                 } else if let Some(e) = self.running_entry(id) {
                     let stopped = stats.as_ref().is_some_and(|s| s.stop == "cancelled");
                     e.state.set(if stopped { EntryState::Stopped } else { EntryState::Done });
@@ -486,11 +595,16 @@ impl AppState {
                 }
             }
             Event::Error { id, kind, message } => {
-                if self.pending_loads.with_value(|m| m.contains(&id)) {
-                    self.pending_loads.update_value(|m| {
-                        m.remove(&id);
-                    });
-                    self.status.set(ModelStatus::Failed(message));
+                if let Some(role) = self.take_load(id) {
+                    match role {
+                        ModelRole::Chat => self.status.set(ModelStatus::Failed(message)),
+                        ModelRole::Speech => self.speech_status.set(ModelStatus::Failed(message)),
+                    }
+                } else if crate::components::voice::is_turn(self, id) {
+                    crate::components::voice::turn_failed(self, &message);
+                    if kind == ErrorKind::NoGpu {
+                        self.speech_status.set(ModelStatus::Failed(message));
+                    }
                 } else if self.running_entry(id).is_some() {
                     self.fail_running(&message);
                     if kind == ErrorKind::NoGpu {

@@ -1,6 +1,7 @@
-//! The engine worker: owns the GPU device, the loaded model and the conversation's KV cache,
-//! and answers [`Request`]s from the page. Nothing here panics on bad input; every request ends
-//! in one `Done` or `Error`.
+//! The engine worker: owns the GPU device, one model per role (the chat model with the
+//! conversation's KV cache, the speech recognizer) and the spoken turn being heard, and answers
+//! [`Request`]s from the page. Nothing here panics on bad input; every request ends in one
+//! `Done` or `Error` (an audio chunk only when it fails).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -17,10 +18,14 @@ use qwglm_engine::prompt::ImageInput;
 use qwglm_vision::{DecodeLimits, RgbImage};
 
 use qwglm_engine::hub::{self, CachedSource, Repo, Store};
-use qwglm_engine::hub_web::{OpfsStore, WebHttp};
+use qwglm_engine::hub_web::{sleep_ms, OpfsStore, WebHttp};
+use qwglm_engine::speech::{Recognizer, SpeechLoadOptions, TranscribeOptions};
 use qwglm_engine::tensor::DType;
 
-use crate::protocol::{ErrorKind, Event, ImageRef, ModelInfo, ModelSource, Request, TurnStats};
+use crate::protocol::{
+    ErrorKind, Event, GpuMemory, ImageRef, ModelInfo, ModelRole, ModelSource, Outcome, Request, SpeechInfo, TurnStats,
+    TurnTranscript,
+};
 
 /// Largest picture decoded, checked from its header before any pixel is (64 megapixels).
 const MAX_DECODE_PIXELS: u64 = 64 << 20;
@@ -36,6 +41,54 @@ struct State {
     prepared: HashMap<(u64, Option<usize>), ImageInput>,
     /// The chat request running now and whether it was asked to stop.
     running: Option<(u64, Rc<Cell<bool>>)>,
+    speech: Option<Rc<Recognizer>>,
+    /// The spoken turn being heard.
+    listening: Option<Listening>,
+}
+
+/// A spoken turn: its audio at 16 kHz so far and how it should end.
+struct Listening {
+    id: u64,
+    resampler: qwglm_audio::Resampler,
+    samples: Vec<f32>,
+    ended: bool,
+    cancelled: bool,
+}
+
+/// Most audio one turn keeps (ten minutes at 16 kHz); later samples are dropped.
+const MAX_TURN_SAMPLES: usize = 16_000 * 600;
+/// Partial text is re-decoded after this much new audio (0.5 s) ...
+const PARTIAL_STEP_SAMPLES: usize = 8_000;
+/// ... while the turn fits one Whisper window (30 s); longer turns show the final text only.
+const PARTIAL_MAX_SAMPLES: usize = 16_000 * 30;
+/// New audio quieter than this (about -50 dBFS) is silence for the partial text.
+const PARTIAL_SOUND_PEAK: f32 = 0.003;
+
+impl State {
+    fn memory(&self) -> GpuMemory {
+        GpuMemory {
+            chat: self.model.as_ref().map_or(0, |m| m.gpu_bytes) + self.session.as_ref().map_or(0, |s| s.gpu_bytes),
+            speech: self.speech.as_ref().map_or(0, |r| r.gpu_bytes()),
+        }
+    }
+
+    /// The device is gone and every model on it with it.
+    fn drop_device(&mut self) {
+        self.session = None;
+        self.model = None;
+        self.speech = None;
+        self.gpu = None;
+    }
+}
+
+/// A `Done` with nothing attached.
+fn done(id: u64) -> Event {
+    Event::Done { id, outcome: Outcome::default() }
+}
+
+/// A `Done` reporting `outcome`.
+fn done_with(id: u64, outcome: Outcome) -> Event {
+    Event::Done { id, outcome }
 }
 
 fn scope() -> web_sys::DedicatedWorkerGlobalScope {
@@ -91,7 +144,8 @@ pub fn start() {
 async fn handle(state: Rc<RefCell<State>>, req: Request, buffers: Vec<Vec<u8>>) {
     let id = req.id();
     match req {
-        Request::Load { source, max_context, .. } => load(&state, id, source, max_context).await,
+        Request::Load { role: ModelRole::Chat, source, max_context, .. } => load(&state, id, source, max_context).await,
+        Request::Load { role: ModelRole::Speech, source, .. } => load_speech(&state, id, source).await,
         Request::Storage { .. } => storage(id).await,
         Request::DeleteStored { repo, .. } => match delete_stored(&repo).await {
             Ok(()) => storage(id).await,
@@ -105,24 +159,45 @@ async fn handle(state: Rc<RefCell<State>>, req: Request, buffers: Vec<Vec<u8>>) 
             chat(&state, id, messages, inputs, params).await
         }
         Request::Cancel { target, .. } => {
-            let st = state.borrow();
-            match &st.running {
-                Some((running, flag)) if *running == target => {
-                    flag.set(true);
-                    post(&Event::Done { id, model: None, stats: None });
+            let mut st = state.borrow_mut();
+            if let Some((_, flag)) = st.running.as_ref().filter(|(running, _)| *running == target) {
+                flag.set(true);
+            }
+            if let Some(l) = st.listening.as_mut().filter(|l| l.id == target) {
+                l.cancelled = true;
+            }
+            post(&done(id));
+        }
+        Request::Unload { role, .. } => {
+            let mut st = state.borrow_mut();
+            match role {
+                ModelRole::Chat if st.running.is_some() => {
+                    return fail(id, ErrorKind::Request, "a reply is being generated; stop it first")
                 }
-                _ => post(&Event::Done { id, model: None, stats: None }),
+                ModelRole::Speech if st.listening.is_some() => {
+                    return fail(id, ErrorKind::Request, "a spoken turn is being heard; end it first")
+                }
+                ModelRole::Chat => {
+                    st.session = None;
+                    st.model = None;
+                }
+                ModelRole::Speech => st.speech = None,
+            }
+            post(&done_with(id, Outcome { memory: Some(st.memory()), ..Default::default() }));
+        }
+        Request::Listen { sample_rate, language, partial, .. } => {
+            listen(&state, id, sample_rate, language, partial).await
+        }
+        Request::Audio { target, .. } => {
+            if let Err(e) = hear(&state, target, buffers) {
+                fail(id, ErrorKind::Request, e);
             }
         }
-        Request::Unload { .. } => {
-            let mut st = state.borrow_mut();
-            if st.running.is_some() {
-                fail(id, ErrorKind::Request, "a reply is being generated; stop it first");
-                return;
+        Request::EndTurn { target, .. } => {
+            if let Some(l) = state.borrow_mut().listening.as_mut().filter(|l| l.id == target) {
+                l.ended = true;
             }
-            st.session = None;
-            st.model = None;
-            post(&Event::Done { id, model: None, stats: None });
+            post(&done(id));
         }
     }
 }
@@ -145,6 +220,21 @@ impl Every {
             self.last_ms = now;
         }
         due
+    }
+}
+
+/// Load progress of request `id` as events, at most ten a second (and the last one).
+fn load_progress(id: u64) -> impl FnMut(&qwglm_engine::models::layers::LoadProgress) {
+    let mut every = Every::ms(100.0);
+    move |p| {
+        if every.due(p.bytes_done == p.bytes_total) {
+            post(&Event::Progress {
+                id,
+                bytes_done: p.bytes_done,
+                bytes_total: p.bytes_total,
+                tensor: p.tensor.clone(),
+            });
+        }
     }
 }
 
@@ -212,29 +302,12 @@ async fn load(state: &Rc<RefCell<State>>, id: u64, source: ModelSource, max_cont
         st.model = None;
         st.prepared.clear();
     }
-    let existing = state.borrow().gpu.clone();
-    let gpu = match existing {
-        Some(g) if g.check().is_ok() => g,
-        _ => match Gpu::new().await {
-            Ok(g) => {
-                state.borrow_mut().gpu = Some(g.clone());
-                g
-            }
-            Err(e) => return fail(id, ErrorKind::NoGpu, e),
-        },
+    let gpu = match device(state).await {
+        Ok(g) => g,
+        Err(e) => return fail(id, ErrorKind::NoGpu, e),
     };
     let mut options = LoadOptions { max_context, ..Default::default() };
-    let mut every = Every::ms(100.0);
-    let mut progress = |p: &qwglm_engine::models::layers::LoadProgress| {
-        if every.due(p.bytes_done == p.bytes_total) {
-            post(&Event::Progress {
-                id,
-                bytes_done: p.bytes_done,
-                bytes_total: p.bytes_total,
-                tensor: p.tensor.clone(),
-            });
-        }
-    };
+    let mut progress = load_progress(id);
     let loaded = match source {
         ModelSource::Url { base_url } => {
             ChatModel::load(gpu.clone(), &HttpSource::new(&base_url), options, &mut progress).await
@@ -263,12 +336,7 @@ async fn load(state: &Rc<RefCell<State>>, id: u64, source: ModelSource, max_cont
     };
     let model = match loaded {
         Ok(m) => Rc::new(m),
-        Err(e) => {
-            if gpu.check().is_err() {
-                state.borrow_mut().gpu = None;
-            }
-            return fail(id, ErrorKind::Load, e);
-        }
+        Err(e) => return load_failed(state, id, &gpu, e),
     };
     let session = match model.new_session() {
         Ok(s) => s,
@@ -277,11 +345,7 @@ async fn load(state: &Rc<RefCell<State>>, id: u64, source: ModelSource, max_cont
     let cfg = &model.text.cfg;
     let info = ModelInfo {
         family: format!("{:?}", model.family()),
-        adapter: if gpu.adapter.name.is_empty() {
-            gpu.adapter.backend.clone()
-        } else {
-            format!("{} ({})", gpu.adapter.name, gpu.adapter.backend)
-        },
+        adapter: adapter_label(&gpu),
         layers: cfg.num_hidden_layers,
         hidden_size: cfg.hidden_size,
         vocab_size: cfg.vocab_size,
@@ -292,7 +356,209 @@ async fn load(state: &Rc<RefCell<State>>, id: u64, source: ModelSource, max_cont
     let mut st = state.borrow_mut();
     st.model = Some(model);
     st.session = Some(session);
-    post(&Event::Done { id, model: Some(info), stats: None });
+    post(&done_with(id, Outcome { model: Some(info), memory: Some(st.memory()), ..Default::default() }));
+}
+
+/// The worker's GPU device, opened on first use and again after it was lost; every model
+/// lives on this one device.
+async fn device(state: &Rc<RefCell<State>>) -> Result<Rc<Gpu>, EngineError> {
+    let existing = state.borrow().gpu.clone();
+    match existing {
+        Some(g) if g.check().is_ok() => return Ok(g),
+        Some(_) => state.borrow_mut().drop_device(),
+        None => {}
+    }
+    let gpu = Gpu::new().await?;
+    // Another load may have opened one meanwhile: keep that one.
+    let mut st = state.borrow_mut();
+    match &st.gpu {
+        Some(g) if g.check().is_ok() => Ok(g.clone()),
+        _ => {
+            st.gpu = Some(gpu.clone());
+            Ok(gpu)
+        }
+    }
+}
+
+/// Reports a failed load; a lost device takes every model with it.
+fn load_failed(state: &Rc<RefCell<State>>, id: u64, gpu: &Gpu, e: impl ToString) {
+    if gpu.check().is_err() {
+        state.borrow_mut().drop_device();
+    }
+    fail(id, ErrorKind::Load, e)
+}
+
+fn adapter_label(gpu: &Gpu) -> String {
+    if gpu.adapter.name.is_empty() {
+        gpu.adapter.backend.clone()
+    } else {
+        format!("{} ({})", gpu.adapter.name, gpu.adapter.backend)
+    }
+}
+
+/// Loads the speech recognizer (a Whisper folder: Hub safetensors or faster-whisper's
+/// CTranslate2 layout) beside whatever chat model is loaded.
+async fn load_speech(state: &Rc<RefCell<State>>, id: u64, source: ModelSource) {
+    if state.borrow().listening.is_some() {
+        return fail(id, ErrorKind::Request, "a spoken turn is being heard; end it first");
+    }
+    state.borrow_mut().speech = None;
+    let gpu = match device(state).await {
+        Ok(g) => g,
+        Err(e) => return fail(id, ErrorKind::NoGpu, e),
+    };
+    let mut progress = load_progress(id);
+    let loaded = match source {
+        ModelSource::Url { base_url } => {
+            Recognizer::load(gpu.clone(), &HttpSource::new(&base_url), SpeechLoadOptions::default(), &mut progress)
+                .await
+        }
+        ModelSource::Hub { repo, quantize, .. } => {
+            let store = match OpfsStore::open(MODEL_STORE).await {
+                Ok(s) => s,
+                Err(e) => return fail(id, ErrorKind::Load, e),
+            };
+            let manifest = match fetch_model(&store, id, &repo, None).await {
+                Ok((manifest, _)) => manifest,
+                Err(e) => {
+                    store.close().await;
+                    return fail(id, ErrorKind::Load, e);
+                }
+            };
+            let options = SpeechLoadOptions {
+                quantize: quantize.as_deref().and_then(DType::parse).filter(|d| d.is_quantized()),
+                ..Default::default()
+            };
+            let src = CachedSource { store: &store, manifest };
+            let r = Recognizer::load(gpu.clone(), &src, options, &mut progress).await;
+            store.close().await;
+            r
+        }
+    };
+    let rec = match loaded {
+        Ok(r) => Rc::new(r),
+        Err(e) => return load_failed(state, id, &gpu, e),
+    };
+    let c = &rec.model.cfg;
+    let info = SpeechInfo {
+        family: format!("Whisper (d{} · {}+{} layers)", c.d_model, c.encoder_layers, c.decoder_layers),
+        multilingual: rec.tokens.multilingual,
+        adapter: adapter_label(&gpu),
+    };
+    let mut st = state.borrow_mut();
+    st.speech = Some(rec);
+    post(&done_with(id, Outcome { speech: Some(info), memory: Some(st.memory()), ..Default::default() }));
+}
+
+/// Takes the samples of an audio chunk into the turn it belongs to (late chunks of an
+/// ended turn are dropped).
+fn hear(state: &Rc<RefCell<State>>, target: u64, buffers: Vec<Vec<u8>>) -> Result<(), String> {
+    let mut st = state.borrow_mut();
+    let Some(l) = st.listening.as_mut().filter(|l| l.id == target && !l.ended && !l.cancelled) else {
+        return Ok(());
+    };
+    let [bytes] = &buffers[..] else { return Err(format!("an audio chunk has {} buffers, not 1", buffers.len())) };
+    if bytes.len() % 4 != 0 {
+        return Err(format!("an audio chunk of {} bytes is not f32 samples", bytes.len()));
+    }
+    let samples: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .map(|x| if x.is_finite() { x.clamp(-1.0, 1.0) } else { 0.0 })
+        .collect();
+    let out = l.resampler.push(&samples).map_err(|e| e.to_string())?;
+    let room = MAX_TURN_SAMPLES.saturating_sub(l.samples.len());
+    l.samples.extend_from_slice(&out[..out.len().min(room)]);
+    Ok(())
+}
+
+/// A spoken turn: gathers audio until `EndTurn` (or `Cancel`), posting the text so far every
+/// half second of new audio, then answers with the transcript of the whole turn.
+async fn listen(state: &Rc<RefCell<State>>, id: u64, sample_rate: u32, language: Option<String>, partial: bool) {
+    let rec = {
+        let mut st = state.borrow_mut();
+        let Some(rec) = st.speech.clone() else {
+            return fail(id, ErrorKind::Request, "no speech recognition model is loaded");
+        };
+        if st.listening.is_some() {
+            return fail(id, ErrorKind::Request, "a spoken turn is already being heard");
+        }
+        let resampler = match qwglm_audio::Resampler::new(sample_rate, qwglm_audio::SAMPLE_RATE_HZ) {
+            Ok(r) => r,
+            Err(e) => return fail(id, ErrorKind::Request, format!("microphone audio: {e}")),
+        };
+        st.listening = Some(Listening { id, resampler, samples: Vec::new(), ended: false, cancelled: false });
+        rec
+    };
+    let opts = TranscribeOptions { language, ..Default::default() };
+    let mut decoded_at = 0;
+    let mut shown = String::new();
+    loop {
+        sleep_ms(50).await;
+        let (ended, cancelled, due) = {
+            let st = state.borrow();
+            let Some(l) = st.listening.as_ref() else { return fail(id, ErrorKind::Request, "the turn was lost") };
+            let n = l.samples.len();
+            let due = partial && n >= decoded_at + PARTIAL_STEP_SAMPLES && n <= PARTIAL_MAX_SAMPLES;
+            // Silence since the last decode cannot change the text: skip it.
+            let sound = due && l.samples[decoded_at.min(n)..].iter().any(|x| x.abs() > PARTIAL_SOUND_PEAK);
+            if due && !sound {
+                decoded_at = n;
+            }
+            (l.ended, l.cancelled, sound.then(|| l.samples.clone()))
+        };
+        if cancelled {
+            state.borrow_mut().listening = None;
+            return post(&done(id));
+        }
+        if ended {
+            break;
+        }
+        if let Some(samples) = due {
+            decoded_at = samples.len();
+            match rec.transcribe(&samples, &opts, &mut |_| {}).await {
+                Ok(t) if t.text != shown => {
+                    shown = t.text;
+                    post(&Event::Partial { id, text: shown.clone() });
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    state.borrow_mut().listening = None;
+                    return speech_failed(state, id, e);
+                }
+            }
+        }
+    }
+    let Some(l) = state.borrow_mut().listening.take() else { return };
+    let mut samples = l.samples;
+    match l.resampler.finish() {
+        Ok(tail) => samples.extend_from_slice(&tail[..tail.len().min(MAX_TURN_SAMPLES.saturating_sub(samples.len()))]),
+        Err(e) => return fail(id, ErrorKind::Request, format!("microphone audio: {e}")),
+    }
+    let audio_s = samples.len() as f64 / qwglm_audio::SAMPLE_RATE_HZ as f64;
+    let t0 = qwglm_engine::gpu::now_ms();
+    let (text, language) = if samples.is_empty() {
+        (String::new(), None)
+    } else {
+        match rec.transcribe(&samples, &opts, &mut |_| {}).await {
+            Ok(t) => (t.text, t.language),
+            Err(e) => return speech_failed(state, id, e),
+        }
+    };
+    let transcript = TurnTranscript { text, language, audio_s, elapsed_ms: qwglm_engine::gpu::now_ms() - t0 };
+    let memory = state.borrow().memory();
+    post(&done_with(id, Outcome { transcript: Some(transcript), memory: Some(memory), ..Default::default() }));
+}
+
+/// Reports a failed transcription; a lost device takes every model with it.
+fn speech_failed(state: &Rc<RefCell<State>>, id: u64, e: EngineError) {
+    let lost = state.borrow().gpu.as_ref().is_none_or(|g| g.check().is_err());
+    if lost {
+        state.borrow_mut().drop_device();
+        fail(id, ErrorKind::NoGpu, format!("{e} — the GPU device was lost; load the models again"))
+    } else {
+        fail(id, ErrorKind::Generate, e)
+    }
 }
 
 /// Decodes the pictures the worker has not seen (by key) and lays them out for the model.
@@ -376,12 +642,10 @@ async fn chat(
     if device_ok {
         st.session = Some(session);
     } else {
-        st.session = None;
-        st.model = None;
-        st.gpu = None;
+        st.drop_device();
     }
     match result {
-        Ok(stats) => post(&Event::Done { id, model: None, stats: Some(stats) }),
+        Ok(stats) => post(&done_with(id, Outcome { stats: Some(stats), ..Default::default() })),
         Err(e) if !device_ok => {
             fail(id, ErrorKind::NoGpu, format!("{e} — the GPU device was lost; load the model again"))
         }

@@ -43,7 +43,7 @@ pub fn read_wav<R: Read + Seek>(reader: R) -> Result<Pcm, AudioError> {
         (f, b) => return Err(AudioError::Unsupported(format!("{b}-bit {f:?} samples"))),
     };
     let ch = spec.channels as usize;
-    if interleaved.len() % ch != 0 {
+    if !interleaved.len().is_multiple_of(ch) {
         return Err(AudioError::Wav("the data chunk ends inside a frame (truncated file?)".into()));
     }
     let samples: Vec<f32> = if ch == 1 {

@@ -8,7 +8,8 @@ use qwglm_engine::Gpu;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model shape: qwen3-vl-2b, qwen3-vl-4b, qwen2-vl-2b, qwen2.5-vl-3b.
+    /// Model shape: qwen3-vl-2b, qwen3-vl-4b, qwen2-vl-2b, qwen2.5-vl-3b, or a speech
+    /// recognizer: whisper-tiny, whisper-base, whisper-small, whisper-large-v3-turbo.
     #[arg(long, default_value = "qwen3-vl-2b")]
     synthetic: String,
     /// Weight type: f16, bf16, f32 (a safetensors checkpoint) or q8_0, q4_0, q4_k, q6_k (a GGUF
@@ -65,6 +66,10 @@ pub fn run(a: Args) -> Result<()> {
     if a.no_vision {
         sizes.clear();
     }
+    if a.synthetic.starts_with("whisper") {
+        return speech(&a, dtype);
+    }
+    bench::preset_config(&a.synthetic)?;
     pollster::block_on(async {
         let gpu = Gpu::new().await?;
         eprintln!("adapter: {} ({})", gpu.adapter.name, gpu.adapter.backend);
@@ -116,6 +121,31 @@ pub fn run(a: Args) -> Result<()> {
                     "kernels": r.kernels, "vision": vision,
                 })
             );
+        }
+        Ok(())
+    })
+}
+
+/// A speech-recognizer shape: encoder per 30 s window, decoder steps, real-time factor.
+fn speech(a: &Args, dtype: DType) -> Result<()> {
+    if bench::whisper_config(&a.synthetic).is_none() {
+        bail!(
+            "unknown speech shape {:?} (whisper-tiny, whisper-base, whisper-small, whisper-large-v3-turbo)",
+            a.synthetic
+        );
+    }
+    pollster::block_on(async {
+        let gpu = Gpu::new().await?;
+        eprintln!("adapter: {} ({})", gpu.adapter.name, gpu.adapter.backend);
+        let r =
+            bench::run_speech(&gpu, &a.synthetic, dtype, a.decode_tokens, 3, &mut |msg| eprintln!("… {msg}")).await?;
+        println!("model            {} ({}, {:.2} GB synthetic checkpoint)", r.model, r.quant, r.checkpoint_gb);
+        println!("load             {:.2} s", r.load_s);
+        println!("encode 30 s      {:.1} ms per window", r.encode_ms);
+        println!("decode           {:.1} tokens/s", r.decode_tokens_per_s);
+        println!("real-time factor {:.4} (encode + {} tokens per 30 s window)", r.rtf, bench::TOKENS_PER_WINDOW);
+        if a.json {
+            println!("{}", serde_json::to_string(&r)?);
         }
         Ok(())
     })

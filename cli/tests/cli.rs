@@ -175,6 +175,9 @@ fn bad_input_is_one_clear_line() {
     for d in [arch, malformed, truncated, garbage, cut_gguf] {
         let _ = std::fs::remove_dir_all(d);
     }
+    let bench = |shape: &str| qwglm().args(["bench", "--synthetic", shape]).output().unwrap();
+    assert_one_line_error(&bench("whisper-huge"), "unknown speech shape \"whisper-huge\"");
+    assert_one_line_error(&bench("llama-7b"), "unknown model shape");
 }
 
 /// The crate rules of the design: the engine knows nothing of the app, vision and audio have

@@ -9,12 +9,15 @@ use serde::Serialize;
 use crate::error::{EngineError, LoadError};
 use crate::formats::gguf;
 use crate::formats::hf_config::{self, TextConfig, VisionConfig};
+use crate::formats::whisper::WhisperConfig;
+use crate::generate::top_k;
 use crate::gpu::{now_ms, Gpu};
 use crate::kernels::reduce;
 use crate::load::{ByteSource, TensorIndex};
 use crate::models::layers::{Loader, CHUNK_BYTES};
 use crate::models::qwen_text::{text_positions, Step, TextModel};
 use crate::models::qwen_vision::{VisionInput, VisionModel};
+use crate::models::whisper::{WhisperModel, WINDOW_FRAMES};
 use crate::tensor::DType;
 
 /// Published shapes of the supported models (MODELS.md §1 and §2), as Hub-style config.json.
@@ -653,6 +656,134 @@ pub async fn run_vision(
     Ok(out)
 }
 
+/// Published Whisper shapes (the `config.json` of the Hub's `openai/whisper-*` repositories).
+pub fn whisper_config(name: &str) -> Option<serde_json::Value> {
+    let (d, enc, dec, heads, mels, vocab) = match name {
+        "whisper-tiny" => (384, 4, 4, 6, 80, 51865),
+        "whisper-base" => (512, 6, 6, 8, 80, 51865),
+        "whisper-small" => (768, 12, 12, 12, 80, 51865),
+        "whisper-large-v3-turbo" => (1280, 32, 4, 20, 128, 51866),
+        _ => return None,
+    };
+    Some(serde_json::json!({
+        "model_type": "whisper", "d_model": d, "encoder_layers": enc, "decoder_layers": dec,
+        "encoder_attention_heads": heads, "decoder_attention_heads": heads,
+        "encoder_ffn_dim": 4 * d, "decoder_ffn_dim": 4 * d, "num_mel_bins": mels,
+        "max_source_positions": 1500, "max_target_positions": 448, "vocab_size": vocab,
+    }))
+}
+
+/// The checkpoint shape of a Whisper tensor named as [`WhisperModel::tensor_names`] names it.
+fn whisper_tensor_shape(c: &WhisperConfig, name: &str) -> Vec<usize> {
+    let d = c.d_model;
+    let ffn = if name.contains(".encoder.") { c.encoder_ffn_dim } else { c.decoder_ffn_dim };
+    match name {
+        n if n.ends_with("conv1.weight") => vec![d, c.num_mel_bins, 3],
+        n if n.ends_with("conv2.weight") => vec![d, d, 3],
+        n if n.ends_with("encoder.embed_positions.weight") => vec![c.max_source_positions, d],
+        n if n.ends_with("decoder.embed_positions.weight") => vec![c.max_target_positions, d],
+        n if n.ends_with("embed_tokens.weight") => vec![c.vocab_size, d],
+        n if n.ends_with("fc1.weight") => vec![ffn, d],
+        n if n.ends_with("fc1.bias") => vec![ffn],
+        n if n.ends_with("fc2.weight") => vec![d, ffn],
+        n if n.ends_with("proj.weight") => vec![d, d],
+        _ => vec![d],
+    }
+}
+
+/// Tokens a 30 s window of speech decodes to, for the real-time factor: about 150 words a
+/// minute at 1.3 tokens a word.
+pub const TOKENS_PER_WINDOW: usize = 100;
+
+/// Speech-recognizer figures on one shape.
+#[derive(Clone, Debug, Serialize)]
+pub struct SpeechBench {
+    pub model: String,
+    pub quant: String,
+    pub adapter: String,
+    pub load_s: f64,
+    pub checkpoint_gb: f64,
+    /// Encoder (and cross-attention keys and values) for one 30 s window, median.
+    pub encode_ms: f64,
+    /// Decoder steps with the logits read back, as the recognizer decodes.
+    pub decode_tokens_per_s: f64,
+    /// (encode + [`TOKENS_PER_WINDOW`] decoder steps) / 30 s.
+    pub rtf: f64,
+}
+
+/// Loads Whisper shape `model` with synthetic weights (f16 or f32; quantized types are f16
+/// quantized on load) and times the encoder on a 30 s window and `decode_tokens` decoder steps.
+pub async fn run_speech(
+    gpu: &std::rc::Rc<Gpu>,
+    model: &str,
+    dtype: DType,
+    decode_tokens: usize,
+    reps: usize,
+    progress: &mut dyn FnMut(&str),
+) -> Result<SpeechBench, EngineError> {
+    let config = whisper_config(model).ok_or_else(|| {
+        EngineError::Input(format!(
+            "unknown speech shape {model:?} (whisper-tiny, whisper-base, whisper-small, whisper-large-v3-turbo)"
+        ))
+    })?;
+    let bytes = serde_json::to_vec(&config).map_err(|e| EngineError::Input(e.to_string()))?;
+    let cfg = WhisperConfig::parse(&bytes)?;
+    let tensors: Vec<(String, Vec<usize>)> =
+        WhisperModel::tensor_names(&cfg).into_iter().map(|n| (n.clone(), whisper_tensor_shape(&cfg, &n))).collect();
+    let stored = if dtype == DType::F32 { DType::F32 } else { DType::F16 };
+    let src = SyntheticSource::safetensors(bytes, stored, &tensors)?;
+    progress(&format!("loading {:.2} GB of synthetic Whisper weights", src.size() as f64 / 1e9));
+    let t0 = now_ms();
+    let index = TensorIndex::open(&src, Some(src.weights_file()), None).await?;
+    let mut report = |_: &crate::models::layers::LoadProgress| {};
+    let mut loader = src.loader(gpu, &index, &mut report);
+    loader.quantize = dtype.is_quantized().then_some(dtype);
+    let whisper = WhisperModel::load(&mut loader, &cfg).await?;
+    gpu.flush_writes()?;
+    let load_s = (now_ms() - t0) / 1000.0;
+    let mel: Vec<f32> = (0..cfg.num_mel_bins * WINDOW_FRAMES).map(|i| ((i % 97) as f32 / 97.0) - 0.5).collect();
+    progress("encoder on a 30 s window");
+    let mut times = Vec::new();
+    let mut cross = None;
+    for r in 0..=reps {
+        let t = now_ms();
+        let (enc, c) = whisper.encode(gpu, &mel)?;
+        gpu.read_f32(&enc, 0, 1).await?;
+        if r > 0 {
+            times.push(now_ms() - t);
+        }
+        cross = Some(c);
+    }
+    times.sort_by(f64::total_cmp);
+    let encode_ms = times[times.len() / 2];
+    let cross = cross.ok_or_else(|| EngineError::Input("no encoder pass".into()))?;
+    progress(&format!("{decode_tokens} decoder steps"));
+    let kv = whisper.new_cache(gpu)?;
+    let scratch = whisper.new_scratch(gpu)?;
+    let steps = decode_tokens.clamp(1, cfg.max_target_positions - 4);
+    // The forced prompt first, then one step per token with its logits read back.
+    whisper.decode(gpu, &[50258, 50259, 50360, 50364], 0, &kv, &cross, &scratch)?;
+    let mut id = top_k(&gpu.read_f32(&scratch.logits, 0, cfg.vocab_size).await?, 1)[0].0;
+    let t = now_ms();
+    for step in 0..steps {
+        whisper.decode(gpu, &[id], 4 + step, &kv, &cross, &scratch)?;
+        id = top_k(&gpu.read_f32(&scratch.logits, 0, cfg.vocab_size).await?, 1)[0].0;
+    }
+    let decode_tokens_per_s = steps as f64 / ((now_ms() - t) / 1000.0);
+    gpu.check()?;
+    let window_ms = encode_ms + TOKENS_PER_WINDOW as f64 * 1000.0 / decode_tokens_per_s;
+    Ok(SpeechBench {
+        model: model.to_string(),
+        quant: format!("{dtype:?}").to_lowercase(),
+        adapter: format!("{} ({})", gpu.adapter.name, gpu.adapter.backend),
+        load_s,
+        checkpoint_gb: src.size() as f64 / 1e9,
+        encode_ms,
+        decode_tokens_per_s,
+        rtf: window_ms / 30_000.0,
+    })
+}
+
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
@@ -671,6 +802,24 @@ mod tests {
 
     /// The synthetic vision towers have the published sizes (MODELS.md §3: 1.33 and 1.34 GB in
     /// bf16) and every tensor the loader asks for.
+    #[test]
+    fn synthetic_whisper_checkpoints_have_the_published_sizes() {
+        // The f16 halves of openai/whisper-{tiny,base} (f32 files of 151.06 and 290.40 MB) and
+        // whisper-large-v3-turbo's f16 1617.8 MB.
+        for (shape, mb) in [("whisper-tiny", 75.53), ("whisper-base", 145.20), ("whisper-large-v3-turbo", 1617.82)] {
+            let bytes = serde_json::to_vec(&whisper_config(shape).unwrap()).unwrap();
+            let cfg = WhisperConfig::parse(&bytes).unwrap();
+            let tensors: Vec<(String, Vec<usize>)> = WhisperModel::tensor_names(&cfg)
+                .into_iter()
+                .map(|n| (n.clone(), whisper_tensor_shape(&cfg, &n)))
+                .collect();
+            let src = SyntheticSource::safetensors(bytes, DType::F16, &tensors).unwrap();
+            let got = src.size() as f64 / 1e6;
+            assert!((got / mb - 1.0).abs() < 0.002, "{shape}: {got:.2} MB");
+        }
+        assert!(whisper_config("whisper-huge").is_none());
+    }
+
     #[test]
     fn synthetic_vision_towers_have_the_published_sizes() {
         for (shape, gb) in [("qwen2-vl-2b", 1.33), ("qwen2.5-vl-3b", 1.34)] {

@@ -38,6 +38,9 @@ pub struct Gpu {
     pipelines: RefCell<HashMap<String, Rc<Pipeline>>>,
     /// The first uncaptured error or device loss; once set every call fails with it.
     fault: Arc<Mutex<Option<String>>>,
+    /// Bytes of every storage buffer created so far (a model's footprint is the growth
+    /// over its load).
+    allocated: std::cell::Cell<u64>,
 }
 
 /// Storage-buffer usages every engine buffer gets: kernels read and write them, uploads and
@@ -107,7 +110,15 @@ impl Gpu {
             max_storage_binding_bytes: limits.max_storage_buffer_binding_size as u64,
             max_buffer_bytes: limits.max_buffer_size,
         };
-        Ok(Rc::new(Gpu { device, queue, adapter, limits, pipelines: RefCell::new(HashMap::new()), fault }))
+        Ok(Rc::new(Gpu {
+            device,
+            queue,
+            adapter,
+            limits,
+            pipelines: RefCell::new(HashMap::new()),
+            fault,
+            allocated: std::cell::Cell::new(0),
+        }))
     }
 
     /// Fails with the first asynchronous GPU error or device loss seen so far.
@@ -116,6 +127,11 @@ impl Gpu {
             Some(msg) => Err(EngineError::Gpu(msg)),
             None => Ok(()),
         }
+    }
+
+    /// Bytes of all storage buffers created on this device so far, freed ones included.
+    pub fn allocated_bytes(&self) -> u64 {
+        self.allocated.get()
     }
 
     /// A zeroed storage buffer of `bytes` (rounded up to 4).
@@ -128,6 +144,7 @@ impl Gpu {
                 limit: self.limits.max_buffer_size,
             });
         }
+        self.allocated.set(self.allocated.get() + size);
         Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size,

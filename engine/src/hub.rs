@@ -143,6 +143,9 @@ pub fn choose_files(m: &Manifest, gguf: Option<&str>) -> Result<ModelChoice, Loa
                 );
             } else if has("model.safetensors") {
                 files.push("model.safetensors".into());
+            } else if has("model.bin") && has("config.json") {
+                // A CTranslate2 model (faster-whisper repositories).
+                files.push("model.bin".into());
             } else {
                 return Err(LoadError::NotFound { file: format!("model.safetensors in {}", m.repo.repo) });
             }
@@ -657,6 +660,20 @@ mod tests {
         let c = choose_files(&m, None).unwrap();
         assert_eq!(c.files.len(), 5);
         assert_eq!((c.bytes, c.weights), (15, None));
+        // A faster-whisper repository: CTranslate2 weights, no safetensors.
+        let m = Manifest {
+            files: vec![
+                file("config.json", 1),
+                file("model.bin", 70),
+                file("tokenizer.json", 5),
+                file("vocabulary.txt", 9),
+                file("preprocessor_config.json", 2),
+            ],
+            ..m
+        };
+        let c = choose_files(&m, None).unwrap();
+        assert_eq!(c.files, ["config.json", "tokenizer.json", "preprocessor_config.json", "model.bin"]);
+        assert_eq!(c.bytes, 78);
     }
 
     #[test]

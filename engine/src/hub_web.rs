@@ -46,6 +46,23 @@ fn is_not_found(e: &JsValue) -> bool {
     e.dyn_ref::<web_sys::DomException>().is_some_and(|d| d.name() == "NotFoundError")
 }
 
+/// Another access handle or writable stream holds the file.
+fn is_locked(e: &JsValue) -> bool {
+    e.dyn_ref::<web_sys::DomException>().is_some_and(|d| d.name() == "NoModificationAllowedError")
+}
+
+/// Resolves after `ms` milliseconds (the worker's `setTimeout`).
+pub async fn sleep_ms(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if let Ok(scope) = js_sys::global().dyn_into::<web_sys::WorkerGlobalScope>() {
+            let _ = scope.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        } else {
+            let _ = resolve.call0(&JsValue::NULL);
+        }
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
 /// A folder of the origin-private file system.
 pub struct OpfsStore {
     root: FileSystemDirectoryHandle,
@@ -101,10 +118,24 @@ impl OpfsStore {
             Err(e) if !create && is_not_found(&e) => return Ok(None),
             Err(e) => return Err(storage_error(path, e)),
         };
-        let h: FileSystemSyncAccessHandle = JsFuture::from(file.create_sync_access_handle())
-            .await
-            .map_err(|e| storage_error(path, e))?
-            .unchecked_into();
+        // A file takes one access handle at a time. Right after a reload the worker of the page
+        // that went away may still hold it for a moment (and a second call of ours may be
+        // opening it too), so a locked file is waited for, up to about ten seconds.
+        let (mut waited_ms, mut wait_ms) = (0, 25);
+        let h: FileSystemSyncAccessHandle = loop {
+            match JsFuture::from(file.create_sync_access_handle()).await {
+                Ok(h) => break h.unchecked_into(),
+                Err(e) if is_locked(&e) && waited_ms < 10_000 => {
+                    sleep_ms(wait_ms).await;
+                    waited_ms += wait_ms;
+                    wait_ms = (wait_ms * 2).min(1_000);
+                    if let Some(h) = self.handles.borrow().get(path) {
+                        return Ok(Some(h.clone()));
+                    }
+                }
+                Err(e) => return Err(storage_error(path, e)),
+            }
+        };
         self.handles.borrow_mut().insert(path.to_string(), h.clone());
         Ok(Some(h))
     }

@@ -85,6 +85,8 @@ pub struct Session {
     scratch: Scratch,
     cached: Vec<u64>,
     next_position: i32,
+    /// GPU bytes of its KV cache and scratch buffers.
+    pub gpu_bytes: u64,
 }
 
 pub struct ChatModel {
@@ -99,6 +101,8 @@ pub struct ChatModel {
     template: ChatTemplate,
     pub generation: GenerationConfig,
     options: LoadOptions,
+    /// GPU bytes of the weights and tables the load created.
+    pub gpu_bytes: u64,
 }
 
 impl ChatModel {
@@ -109,6 +113,7 @@ impl ChatModel {
         options: LoadOptions,
         progress: &mut dyn FnMut(&LoadProgress),
     ) -> Result<Self, EngineError> {
+        let allocated_before = gpu.allocated_bytes();
         let files = ModelFiles::open(src, options.weights.as_deref(), options.mmproj.as_deref()).await?;
         let tokenizer = Tokenizer::from_bytes(&files.tokenizer_json)?;
         let template = ChatTemplate::new(&files.chat_template)?;
@@ -156,7 +161,9 @@ impl ChatModel {
             None => None,
         };
         gpu.check()?;
+        let gpu_bytes = gpu.allocated_bytes() - allocated_before;
         Ok(ChatModel {
+            gpu_bytes,
             gpu,
             config: files.config,
             text,
@@ -185,11 +192,15 @@ impl ChatModel {
 
     /// A fresh conversation state sized from the context length.
     pub fn new_session(&self) -> Result<Session, EngineError> {
+        let before = self.gpu.allocated_bytes();
+        let kv = self.text.new_cache(&self.gpu, self.options.max_context)?;
+        let scratch = self.text.new_scratch(&self.gpu, self.options.prefill_chunk)?;
         Ok(Session {
-            kv: self.text.new_cache(&self.gpu, self.options.max_context)?,
-            scratch: self.text.new_scratch(&self.gpu, self.options.prefill_chunk)?,
+            kv,
+            scratch,
             cached: Vec::new(),
             next_position: 0,
+            gpu_bytes: self.gpu.allocated_bytes() - before,
         })
     }
 

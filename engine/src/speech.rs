@@ -17,6 +17,7 @@
 //! Not yet: the temperature fallback on compression ratio and log-probability, and conditioning
 //! on the previous window's text.
 
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use qwglm_audio::MelConfig;
@@ -29,8 +30,9 @@ use crate::formats::whisper::{self, SpeechTokens, WhisperConfig};
 use crate::generate::{top_k, Sampler, SamplingParams, TextStream};
 use crate::gpu::Gpu;
 use crate::load::{read_optional, ByteSource, TensorIndex};
+use crate::models::layers::KvCache;
 use crate::models::layers::{LoadProgress, Loader, CHUNK_BYTES};
-use crate::models::whisper::{WhisperModel, WINDOW_FRAMES};
+use crate::models::whisper::{DecoderScratch, WhisperModel, WINDOW_FRAMES};
 
 /// Translate into English or transcribe in the spoken language.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -146,6 +148,12 @@ pub struct Recognizer {
     pub tokenizer: Tokenizer,
     pub tokens: SpeechTokens,
     pub mel: MelConfig,
+    /// Decoder caches kept between recordings (a call finding them taken makes its own).
+    decoder: RefCell<Option<(KvCache, DecoderScratch)>>,
+    /// GPU bytes of the weights and the kept decoder caches.
+    resident_bytes: u64,
+    /// GPU bytes one window's encoder pass allocated (0 before the first).
+    window_bytes: Cell<u64>,
 }
 
 /// Peak amplitude under which a window is digital silence.
@@ -204,6 +212,7 @@ impl Recognizer {
             ))
             .into());
         }
+        let allocated_before = gpu.allocated_bytes();
         let names = WhisperModel::tensor_names(&cfg);
         if let Some(missing) = names.iter().find(|n| !tensors.contains(n)) {
             return Err(LoadError::MissingTensor(missing.clone()).into());
@@ -220,8 +229,25 @@ impl Recognizer {
             written: 0,
         };
         let model = WhisperModel::load(&mut loader, &cfg).await?;
+        let decoder = (model.new_cache(&gpu)?, model.new_scratch(&gpu)?);
         gpu.check()?;
-        Ok(Recognizer { gpu, model, tokenizer, tokens, mel })
+        let resident_bytes = gpu.allocated_bytes() - allocated_before;
+        Ok(Recognizer {
+            gpu,
+            model,
+            tokenizer,
+            tokens,
+            mel,
+            decoder: RefCell::new(Some(decoder)),
+            resident_bytes,
+            window_bytes: Cell::new(0),
+        })
+    }
+
+    /// GPU memory the recognizer holds (weights, decoder caches) plus what one window's
+    /// encoder pass allocates while it runs (known after the first window).
+    pub fn gpu_bytes(&self) -> u64 {
+        self.resident_bytes + self.window_bytes.get()
     }
 
     /// The token of a language given as a code (`en`) or a token (`<|en|>`).
@@ -281,9 +307,30 @@ impl Recognizer {
         // Over 30 s, windows are found by timestamps: transformers turns them on for long-form.
         let long_form = TranscribeOptions { timestamps: opts.timestamps || max_frames > WINDOW_FRAMES, ..opts.clone() };
         let opts = &long_form;
+        let kept = self.decoder.borrow_mut().take();
+        let (kv, scratch) = match kept {
+            Some(d) => d,
+            None => (self.model.new_cache(&self.gpu)?, self.model.new_scratch(&self.gpu)?),
+        };
+        let result = self.transcribe_windows(&mel, max_frames, opts, &kv, &scratch, on_token).await;
+        *self.decoder.borrow_mut() = Some((kv, scratch));
+        let (windows, segments, language) = result?;
+        let text = segments.iter().map(|s| s.text.as_str()).collect::<String>().trim().to_string();
+        let tokens = segments.iter().flat_map(|s| s.tokens.iter().copied()).collect();
+        Ok(Transcript { text, language, segments, audio_s, tokens, windows })
+    }
+
+    /// The seek loop over the features of the whole recording.
+    async fn transcribe_windows(
+        &self,
+        mel: &[f32],
+        max_frames: usize,
+        opts: &TranscribeOptions,
+        kv: &KvCache,
+        scratch: &DecoderScratch,
+        on_token: &mut dyn FnMut(&SpeechToken),
+    ) -> Result<(Vec<WindowResult>, Vec<Segment>, Option<String>), EngineError> {
         let bins = self.mel.feature_size;
-        let kv = self.model.new_cache(&self.gpu)?;
-        let scratch = self.model.new_scratch(&self.gpu)?;
         let mut windows = Vec::new();
         let mut segments = Vec::new();
         let mut language: Option<(String, u32)> = None;
@@ -297,7 +344,7 @@ impl Recognizer {
                 window[b * WINDOW_FRAMES..b * WINDOW_FRAMES + seek_num].copy_from_slice(row);
             }
             let (r, lang) =
-                self.decode_window(&window, opts, language.as_ref().map(|l| l.1), &kv, &scratch, on_token).await?;
+                self.decode_window(&window, opts, language.as_ref().map(|l| l.1), kv, scratch, on_token).await?;
             language = language.or(lang);
             let advance = if r.skipped {
                 seek_num
@@ -310,9 +357,7 @@ impl Recognizer {
             // A pass that ends on a pair at <|0.00|> would not move: go on by the window.
             seek += if advance == 0 { seek_num } else { advance };
         }
-        let text = segments.iter().map(|s| s.text.as_str()).collect::<String>().trim().to_string();
-        let tokens = segments.iter().flat_map(|s| s.tokens.iter().copied()).collect();
-        Ok(Transcript { text, language: language.map(|l| l.0), segments, audio_s, tokens, windows })
+        Ok((windows, segments, language.map(|l| l.0)))
     }
 
     /// The processed scores of a step (begin-suppress, suppress, timestamp rules) from `logits`.
@@ -385,7 +430,9 @@ impl Recognizer {
     ) -> Result<(WindowResult, Option<(String, u32)>), EngineError> {
         let t = &self.tokens;
         let gpu = &self.gpu;
+        let before = gpu.allocated_bytes();
         let (_enc, cross) = self.model.encode(gpu, mel)?;
+        self.window_bytes.set(gpu.allocated_bytes() - before);
         let vocab = self.model.cfg.vocab_size;
         // The start token alone first: its logits give the no-speech probability and the
         // detected language.

@@ -4,6 +4,7 @@
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 
+use crate::components::voice::MicButton;
 use crate::state::{use_app_state, AppState, Attachment, ModelStatus};
 
 /// Reads picture files into attachments waiting in the composer; other files are skipped.
@@ -30,7 +31,8 @@ fn attach_files(st: AppState, files: Option<web_sys::FileList>) {
 #[component]
 pub fn Composer() -> impl IntoView {
     let st = use_app_state();
-    let text = RwSignal::new(String::new());
+    let text = st.draft;
+    let listening = move || st.listening.with(Option::is_some);
     let ready = move || matches!(st.status.get(), ModelStatus::Ready(_));
     let vision = move || matches!(st.status.get(), ModelStatus::Ready(info) if info.vision);
     let busy = move || st.running.get().is_some();
@@ -85,7 +87,13 @@ pub fn Composer() -> impl IntoView {
                 </label>
                 <textarea
                     data-testid="composer-input"
-                    placeholder=move || if ready() { "Message qwglm… (paste or drop pictures)" } else { "Load a model to start chatting" }
+                    placeholder=move || if listening() {
+                        "Listening…"
+                    } else if ready() {
+                        "Message qwglm… (paste or drop pictures, or talk)"
+                    } else {
+                        "Load a model to start chatting"
+                    }
                     prop:value=move || text.get()
                     on:input=move |ev| text.set(event_target_value(&ev))
                     on:paste=move |ev: web_sys::ClipboardEvent| {
@@ -102,6 +110,7 @@ pub fn Composer() -> impl IntoView {
                         }
                     }
                 ></textarea>
+                <MicButton/>
                 <Show
                     when=busy
                     fallback=move || view! {
@@ -112,6 +121,9 @@ pub fn Composer() -> impl IntoView {
                     <button type="button" data-testid="stop" on:click=move |_| st.stop()>"Stop"</button>
                 </Show>
             </div>
+            <Show when=move || st.voice_notice.get().is_some()>
+                <p class="notice" data-testid="voice-notice">{move || st.voice_notice.get().unwrap_or_default()}</p>
+            </Show>
         </form>
     }
 }

@@ -6,3 +6,4 @@ pub mod model_bar;
 pub mod screen_share;
 pub mod settings;
 pub mod storage;
+pub mod voice;

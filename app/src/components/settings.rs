@@ -1,9 +1,25 @@
 //! Generation settings: temperature (blank = the model's default), the reply length, the
-//! context, and the pixel budget of pictures and screen frames.
+//! context, the pixel budget of pictures and screen frames, and how spoken turns behave.
 
 use leptos::prelude::*;
 
-use crate::state::use_app_state;
+use crate::state::{use_app_state, SettingsValues};
+
+/// A checkbox bound to one flag of the settings.
+fn toggle(testid: &'static str, label: &'static str, flag: fn(&mut SettingsValues) -> &mut bool) -> impl IntoView {
+    let st = use_app_state();
+    view! {
+        <label>
+            <input
+                data-testid=testid
+                type="checkbox"
+                prop:checked=move || *flag(&mut st.settings.get())
+                on:change=move |ev| st.settings.update(|s| *flag(s) = event_target_checked(&ev))
+            />
+            {label}
+        </label>
+    }
+}
 
 #[component]
 pub fn Settings() -> impl IntoView {
@@ -46,6 +62,24 @@ pub fn Settings() -> impl IntoView {
                         if let Ok(n) = event_target_value(&ev).trim().parse::<usize>() {
                             st.settings.update(|s| s.max_image_pixels = n.clamp(3136, 16_777_216));
                         }
+                    }
+                />
+            </label>
+            {toggle(
+                "send-spoken",
+                "Send what I say when I stop talking (else leave it to edit)",
+                |s| &mut s.send_spoken,
+            )}
+            {toggle("live-transcript", "Show the words while I speak", |s| &mut s.live_transcript)}
+            <label>
+                "Spoken language (a code such as en or de; blank: detected)"
+                <input
+                    data-testid="speech-language"
+                    type="text" maxlength="16"
+                    prop:value=move || st.settings.get().speech_language.unwrap_or_default()
+                    on:change=move |ev| {
+                        let v = event_target_value(&ev).trim().to_lowercase();
+                        st.settings.update(|s| s.speech_language = (!v.is_empty()).then_some(v));
                     }
                 />
             </label>

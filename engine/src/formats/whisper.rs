@@ -86,6 +86,10 @@ fn ct2_dtype(name: &str, v: &Variable) -> Result<DType, LoadError> {
     }
 }
 
+/// Puts one Hugging Face tensor name as a row part of a CTranslate2 variable:
+/// `(hf name, ct2 variable, part, parts)`.
+type Put<'a> = dyn FnMut(String, &str, usize, usize) -> Result<(), LoadError> + 'a;
+
 /// The Hugging Face config and tensor entries of a CTranslate2 `WhisperSpec` in `file`.
 /// Fused projections become row ranges of their variable: self-attention's `linear_0` is
 /// q, k, v (the k part of its bias is zero: Whisper's k_proj has none), cross-attention's
@@ -142,19 +146,16 @@ pub fn from_ctranslate2(file: &str, h: &Header) -> Result<(WhisperConfig, HashMa
         out.insert(hf, e);
         Ok(())
     };
-    let norm = |put: &mut dyn FnMut(String, &str, usize, usize) -> Result<(), LoadError>, hf: &str, ct: &str| {
+    let norm = |put: &mut Put, hf: &str, ct: &str| {
         put(format!("{hf}.weight"), &format!("{ct}/gamma"), 0, 1)?;
         put(format!("{hf}.bias"), &format!("{ct}/beta"), 0, 1)
     };
-    let linear = |put: &mut dyn FnMut(String, &str, usize, usize) -> Result<(), LoadError>, hf: &str, ct: &str| {
+    let linear = |put: &mut Put, hf: &str, ct: &str| {
         put(format!("{hf}.weight"), &format!("{ct}/weight"), 0, 1)?;
         put(format!("{hf}.bias"), &format!("{ct}/bias"), 0, 1)
     };
     // q, k, v (or k, v) from a fused projection; k without its (zero) bias.
-    let fused = |put: &mut dyn FnMut(String, &str, usize, usize) -> Result<(), LoadError>,
-                 hf: &str,
-                 ct: &str,
-                 names: &[&str]| {
+    let fused = |put: &mut Put, hf: &str, ct: &str, names: &[&str]| {
         for (i, p) in names.iter().enumerate() {
             put(format!("{hf}.{p}.weight"), &format!("{ct}/weight"), i, names.len())?;
             if *p != "k_proj" {

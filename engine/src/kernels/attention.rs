@@ -135,7 +135,25 @@ pub struct BlockParams {
     pub k_stride: u32,
     pub v_offset: u32,
     pub v_stride: u32,
-    pub _pad: [u32; 2],
+    pub splits: u32,
+    pub keys_per_split: u32,
+    pub ml_offset: u32,
+    pub _pad: [u32; 3],
+}
+
+/// Keys one split of [`attention_blocks_split`] covers at most: a multiple of the key tile,
+/// and few enough that an invocation's loops stay under llvmpipe's 65535 iterations at any
+/// head_dim up to [`BLOCK_MAX_HEAD_DIM`].
+pub const BLOCK_KEYS_PER_SPLIT: u32 = 192;
+
+/// Splits of [`attention_blocks_split`] for blocks of at most `longest` keys.
+pub fn block_splits(longest: u32) -> u32 {
+    longest.div_ceil(BLOCK_KEYS_PER_SPLIT).max(1)
+}
+
+/// Floats of the partial scratch [`attention_blocks_split`] needs.
+pub fn block_partial_len(tokens: usize, heads: usize, head_dim: usize, longest: u32) -> usize {
+    tokens * heads * block_splits(longest) as usize * (head_dim + 2)
 }
 
 /// Rows of `stride` elements from element `offset`, the heads contiguous in each row.
@@ -181,6 +199,62 @@ pub fn attention_blocks(
     heads: u32,
     head_dim: u32,
 ) -> Result<(), EngineError> {
+    blocks_pass(rec, [q, k, v], bounds, out, tokens, heads, head_dim, (1, 0))
+}
+
+/// [`attention_blocks`] with each block's keys split over workgroups, merged by
+/// `attention_combine`: for long blocks (a Whisper window), which otherwise give few
+/// workgroups, each with a long loop. `longest` is the most keys a block has.
+///
+/// # Shapes
+/// As [`attention_blocks`]; `partial` of [`block_partial_len`] floats.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_blocks_split(
+    rec: &mut Recorder<'_>,
+    qkv: [Rows<'_>; 3],
+    bounds: &wgpu::Buffer,
+    partial: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+    tokens: u32,
+    heads: u32,
+    head_dim: u32,
+    longest: u32,
+) -> Result<(), EngineError> {
+    let splits = block_splits(longest);
+    if splits == 1 {
+        return blocks_pass(rec, qkv, bounds, out, tokens, heads, head_dim, (1, 0));
+    }
+    blocks_pass(rec, qkv, bounds, partial, tokens, heads, head_dim, (splits, BLOCK_KEYS_PER_SPLIT))?;
+    let params = Params {
+        tokens,
+        past: 0,
+        heads,
+        kv_heads: heads,
+        head_dim,
+        scale: 1.0,
+        splits,
+        keys_per_split: BLOCK_KEYS_PER_SPLIT,
+        ml_offset: tokens * heads * splits * head_dim,
+        causal: 0,
+        _pad: [0; 2],
+    };
+    let combine = Kernel::new(Family::AttentionCombine, "attention_combine", &[false, true]);
+    rec.dispatch(&combine, &params, &[partial, out], [heads, tokens, 1])
+}
+
+/// One `attention_blocks` dispatch; `(splits, keys_per_split)`, with splits > 1 writing the
+/// partial rows into `out`.
+#[allow(clippy::too_many_arguments)]
+fn blocks_pass(
+    rec: &mut Recorder<'_>,
+    [q, k, v]: [Rows<'_>; 3],
+    bounds: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+    tokens: u32,
+    heads: u32,
+    head_dim: u32,
+    (splits, keys_per_split): (u32, u32),
+) -> Result<(), EngineError> {
     if head_dim > BLOCK_MAX_HEAD_DIM {
         return Err(EngineError::Op {
             op: "attention_blocks".into(),
@@ -198,10 +272,14 @@ pub fn attention_blocks(
         k_stride: k.stride,
         v_offset: v.offset,
         v_stride: v.stride,
-        _pad: [0; 2],
+        splits,
+        keys_per_split,
+        ml_offset: tokens * heads * splits * head_dim,
+        _pad: [0; 3],
     };
     let kernel = Kernel::new(Family::AttentionBlocks, "attention_blocks", &[false, false, false, false, true]);
-    rec.dispatch(&kernel, &params, &[q.buf, k.buf, v.buf, bounds, out], [tokens.div_ceil(BLOCK_QUERIES), heads, 1])
+    let grid = [tokens.div_ceil(BLOCK_QUERIES), heads, splits];
+    rec.dispatch(&kernel, &params, &[q.buf, k.buf, v.buf, bounds, out], grid)
 }
 
 #[cfg(test)]
@@ -240,8 +318,9 @@ mod tests {
         check_keys(tokens, Keys::Causal { past: past as u32 }, heads, kv_heads, head_dim, 2e-5).await
     }
 
-    /// Blocks over fused `[tokens, 3, heads, head_dim]` rows, as the vision towers call it.
-    async fn check_blocks(blocks: &[u32], heads: usize, head_dim: usize) {
+    /// Blocks over fused `[tokens, 3, heads, head_dim]` rows, as the vision towers call it;
+    /// `split` runs [`attention_blocks_split`] instead.
+    async fn check_blocks_with(blocks: &[u32], heads: usize, head_dim: usize, split: bool) {
         let g = gpu().await;
         let mut cu = vec![0u32];
         for b in blocks {
@@ -256,14 +335,45 @@ mod tests {
         let ob = g.buffer("out", (tokens * dim * 4) as u64).unwrap();
         let mut rec = g.recorder();
         let rows = |i: u32| Rows { buf: &xb, offset: i * dim as u32, stride: 3 * dim as u32 };
-        attention_blocks(&mut rec, rows(0), rows(1), rows(2), &bb, &ob, tokens as u32, heads as u32, head_dim as u32)
-            .unwrap();
+        let (t, h, hd) = (tokens as u32, heads as u32, head_dim as u32);
+        if split {
+            let longest = *blocks.iter().max().unwrap();
+            let pb = g.buffer("partial", (block_partial_len(tokens, heads, head_dim, longest) * 4) as u64).unwrap();
+            attention_blocks_split(&mut rec, [rows(0), rows(1), rows(2)], &bb, &pb, &ob, t, h, hd, longest).unwrap();
+        } else {
+            attention_blocks(&mut rec, rows(0), rows(1), rows(2), &bb, &ob, t, h, hd).unwrap();
+        }
         rec.submit().unwrap();
         let got = g.read_f32(&ob, 0, tokens * dim).await.unwrap();
-        assert_close(&got, &want, 2e-5, &format!("attention_blocks {blocks:?} h{heads} d{head_dim}"));
+        let what = if split { "attention_blocks_split" } else { "attention_blocks" };
+        assert_close(&got, &want, 2e-5, &format!("{what} {blocks:?} h{heads} d{head_dim}"));
     }
 
+    async fn check_blocks(blocks: &[u32], heads: usize, head_dim: usize) {
+        check_blocks_with(blocks, heads, head_dim, false).await
+    }
+
+    /// A block as long as a Whisper window or a 720p frame. llvmpipe (lavapipe) stops every
+    /// shader invocation after 65535 loop iterations in all (gallivm's
+    /// `LP_MAX_TGSI_LOOP_ITERATIONS`) and so returns partial sums here; SwiftShader (the
+    /// Chromium run) and real GPUs run it whole.
+    async fn check_long_block(keys: u32, heads: usize, head_dim: usize) {
+        if gpu().await.adapter.name.contains("llvmpipe") {
+            eprintln!("attention_blocks over {keys} keys: not on llvmpipe (its loop limiter)");
+            return;
+        }
+        check_blocks(&[keys], heads, head_dim).await
+    }
+
+    // Split blocks: a Whisper window (8 splits), blocks of unequal length where some splits of
+    // a tile are empty, a short block (one split: the plain kernel), the widest head.
+    gpu_test!(attention_blocks_split_whisper_window, check_blocks_with(&[1500], 1, 64, true));
+    gpu_test!(attention_blocks_split_uneven, check_blocks_with(&[64, 16, 400, 3], 2, 16, true));
+    gpu_test!(attention_blocks_split_short, check_blocks_with(&[100], 2, 32, true));
+    gpu_test!(attention_blocks_split_head_dim_128, check_blocks_with(&[500], 1, 128, true));
+
     gpu_test!(attention_blocks_one_image, check_blocks(&[37], 2, 16));
+    gpu_test!(attention_blocks_whisper_window, check_long_block(1500, 1, 64));
     gpu_test!(attention_blocks_windows_across_tiles, check_blocks(&[64, 16, 48, 64, 4, 100], 2, 16));
     gpu_test!(attention_blocks_head_dim_80, check_blocks(&[70, 30], 3, 80));
     gpu_test!(attention_blocks_head_dim_128, check_blocks(&[20], 1, 128));

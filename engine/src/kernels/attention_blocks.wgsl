@@ -11,11 +11,18 @@
 // | 3       | v      | rows of v_stride from v_offset, [heads, head_dim]  | read       |
 // | 4       | bounds | [tokens, 2] u32 key range per query, then          | read       |
 // |         |        | [tiles, 2] the union of the ranges of each tile    |            |
-// | 5       | out    | [tokens, heads, head_dim] f32                      | read_write |
+// | 5       | out    | [tokens, heads, head_dim] f32, or with splits the   | read_write |
+//  |         |        | partial rows of `attention_combine` (see below)    |            |
 //
 // Workgroup of WG = 64 threads = 64 consecutive queries of one head (x: query tile, y: head).
 // Each thread keeps its query and accumulator in private arrays; the workgroup stages KT keys
 // and values at a time in workgroup memory. head_dim ≤ MAX_HEAD_DIM (Rust `BLOCK_MAX_HEAD_DIM`).
+//
+// With splits > 1 (z: split) each workgroup covers keys_per_split of its tile's keys and
+// writes, per (query, head, split) row r = (i · heads + h) · splits + split, the unnormalised
+// accumulator at out[r · head_dim ..] and (max, sum) at out[ml_offset + 2r ..], which
+// `attention_combine` merges. Splits give long blocks more workgroups, and keep each
+// invocation's loops short (llvmpipe ends a shader after 65535 loop iterations in all).
 
 struct Params {
     tokens: u32,
@@ -28,8 +35,12 @@ struct Params {
     k_stride: u32,
     v_offset: u32,
     v_stride: u32,
+    splits: u32,
+    keys_per_split: u32,
+    ml_offset: u32,
     _pad0: u32,
     _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -65,8 +76,13 @@ fn attention_blocks(@builtin(local_invocation_index) li: u32, @builtin(workgroup
         lo = bounds[2u * i];
         hi = bounds[2u * i + 1u];
     }
-    let t_lo = bounds[2u * p.tokens + 2u * tile];
-    let t_hi = bounds[2u * p.tokens + 2u * tile + 1u];
+    var t_lo = bounds[2u * p.tokens + 2u * tile];
+    var t_hi = bounds[2u * p.tokens + 2u * tile + 1u];
+    let split = wid.z;
+    if (p.splits > 1u) {
+        t_lo = min(t_hi, t_lo + split * p.keys_per_split);
+        t_hi = min(t_hi, t_lo + p.keys_per_split);
+    }
     var m = NEG_BIG;
     var l = 0.0;
     var s: array<f32, KT>;
@@ -112,7 +128,14 @@ fn attention_blocks(@builtin(local_invocation_index) li: u32, @builtin(workgroup
         }
         workgroupBarrier();
     }
-    if (valid) {
+    if (valid && p.splits > 1u) {
+        let row = (i * p.heads + h) * p.splits + split;
+        for (var d = 0u; d < hd; d++) {
+            out[row * hd + d] = acc[d];
+        }
+        out[p.ml_offset + 2u * row] = m;
+        out[p.ml_offset + 2u * row + 1u] = l;
+    } else if (valid) {
         let ob = (i * p.heads + h) * hd;
         let inv = 1.0 / max(l, 1e-30);
         for (var d = 0u; d < hd; d++) {

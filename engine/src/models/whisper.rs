@@ -12,7 +12,7 @@
 use crate::error::{EngineError, LoadError};
 use crate::formats::whisper::WhisperConfig;
 use crate::gpu::{Gpu, Recorder, StepCache};
-use crate::kernels::attention::{self, Attend, Keys};
+use crate::kernels::attention::{self, Attend, Keys, Rows};
 use crate::kernels::conv::{self, Geometry, Layout};
 use crate::kernels::elementwise::{self, Act};
 use crate::kernels::embedding;
@@ -289,28 +289,21 @@ impl WhisperModel {
         };
         gather::gather_rows(&mut rec, pos)?;
         let (heads, hd) = (c.encoder_attention_heads as u32, (d / c.encoder_attention_heads) as u32);
-        let partial = gpu.buffer("whisper.enc.partial", f(attention::partial_len(n, heads as usize, hd as usize)))?;
+        // Every step sees every step: one block of the whole window, its keys split over
+        // workgroups.
+        let keys = n as u32;
+        let partial =
+            gpu.buffer("whisper.enc.partial", f(attention::block_partial_len(n, heads as usize, hd as usize, keys)))?;
+        let bounds = gpu.upload("whisper.enc.bounds", bytemuck::cast_slice(&attention::block_bounds(&[0, keys])))?;
+        let rows = |buf| Rows { buf, offset: 0, stride: d as u32 };
         for layer in &self.encoder_layers {
             let at = &layer.self_attn;
             layer.self_attn_layer_norm.forward(&mut rec, &x, &h, n)?;
             at.q_proj.forward(&mut rec, &h, 0, n, &q, OutAt::rows(d))?;
             at.k_proj.forward(&mut rec, &h, 0, n, &k, OutAt::rows(d))?;
             at.v_proj.forward(&mut rec, &h, 0, n, &v, OutAt::rows(d))?;
-            // Every step sees every step. (The split-key kernel, not `attention_blocks`: that one
-            // loses keys of blocks this long on lavapipe.)
-            let a = Attend {
-                q: &q,
-                k: &k,
-                v: &v,
-                partial: &partial,
-                out: &attn,
-                tokens: n as u32,
-                keys: Keys::All(n as u32),
-                heads,
-                kv_heads: heads,
-                head_dim: hd,
-            };
-            attention::attention(&mut rec, a)?;
+            let qkv = [rows(&q), rows(&k), rows(&v)];
+            attention::attention_blocks_split(&mut rec, qkv, &bounds, &partial, &attn, keys, heads, hd, keys)?;
             at.out_proj.forward(&mut rec, &attn, 0, n, &x, OutAt::residual(d))?;
             layer.final_layer_norm.forward(&mut rec, &x, &h, n)?;
             layer.mlp.forward(&mut rec, &h, [&mid, &act, &x], n, d)?;
