@@ -1,11 +1,12 @@
-//! Audio for the voice conversation: WAV in and out, resampling to the models' 16 kHz, and
-//! Whisper's log-mel features. Pure Rust on slices, no GPU; identical natively and in wasm.
+//! Audio for the voice conversation: WAV in and out, resampling to the models' 16 kHz,
+//! Whisper's log-mel features, and voice activity (Silero VAD with a turn detector). Pure Rust
+//! on slices, no GPU; identical natively and in wasm.
 //!
-//! Not here yet (see the speech issues): voice activity detection and the text front end of
-//! speech synthesis.
+//! Not here yet (see the speech issues): the text front end of speech synthesis.
 
 pub mod mel;
 pub mod resample;
+pub mod vad;
 pub mod wav;
 
 pub use mel::{log_mel, log_mel_padded, MelConfig};
@@ -26,4 +27,6 @@ pub enum AudioError {
     Empty,
     #[error("resampling from {from_hz} Hz failed: {message}")]
     Resample { from_hz: u32, message: String },
+    #[error("{0}")]
+    Model(String),
 }
