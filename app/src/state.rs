@@ -89,6 +89,8 @@ pub struct SettingsValues {
     pub send_spoken: bool,
     /// Show the words while the user is still speaking.
     pub live_transcript: bool,
+    /// End a turn started by a click when the speaker falls silent (voice activity).
+    pub auto_end: bool,
     /// The spoken language (`None`: detected by multilingual models).
     pub speech_language: Option<String>,
 }
@@ -102,6 +104,8 @@ pub struct Listening {
     /// Whether the microphone is still capturing (false once the turn has ended and the
     /// final text is being made).
     pub capturing: bool,
+    /// Whether the voice activity detector hears speech now.
+    pub speaking: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -135,6 +139,8 @@ pub struct AppState {
     pub listening: RwSignal<Option<Listening>>,
     /// The microphone capture while a turn is heard.
     pub mic: StoredValue<Option<crate::components::voice::Mic>, LocalStorage>,
+    /// Whether the microphone button is held down (push-to-talk: silence does not end it).
+    pub mic_held: StoredValue<bool>,
     /// A note about the microphone (refused, missing, nothing heard).
     pub voice_notice: RwSignal<Option<String>>,
     pub entries: RwSignal<Vec<Entry>>,
@@ -206,6 +212,7 @@ pub fn provide_app_state() {
         draft: RwSignal::new(String::new()),
         listening: RwSignal::new(None),
         mic: StoredValue::new_local(None),
+        mic_held: StoredValue::new(false),
         voice_notice: RwSignal::new(None),
         entries: RwSignal::new(Vec::new()),
         running: RwSignal::new(None),
@@ -215,6 +222,7 @@ pub fn provide_app_state() {
             max_image_pixels: 1_003_520,
             send_spoken: true,
             live_transcript: true,
+            auto_end: true,
             speech_language: None,
         }),
         engine_error: RwSignal::new(None),
@@ -567,6 +575,7 @@ impl AppState {
                 }
             }
             Event::Partial { id, text } => crate::components::voice::partial(self, id, &text),
+            Event::Voice { id, speaking } => crate::components::voice::voice(self, id, speaking),
             Event::Stored { models, usage, quota, .. } => {
                 self.storage.set(Some(StorageView { models, usage, quota }));
             }

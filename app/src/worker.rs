@@ -17,6 +17,8 @@ use wasm_bindgen::JsCast;
 use qwglm_engine::prompt::ImageInput;
 use qwglm_vision::{DecodeLimits, RgbImage};
 
+use qwglm_audio::vad::{SileroVad, TurnConfig, VoiceActivity, VoiceEvent};
+use qwglm_engine::hub::Http;
 use qwglm_engine::hub::{self, CachedSource, Repo, Store};
 use qwglm_engine::hub_web::{sleep_ms, OpfsStore, WebHttp};
 use qwglm_engine::speech::{Recognizer, SpeechLoadOptions, TranscribeOptions};
@@ -44,6 +46,9 @@ struct State {
     speech: Option<Rc<Recognizer>>,
     /// The spoken turn being heard.
     listening: Option<Listening>,
+    /// Silero VAD, fetched with the site on the first turn (`Err`: it could not be had, and
+    /// turns go on without voice activity).
+    vad: Option<Result<SileroVad, String>>,
 }
 
 /// A spoken turn: its audio at 16 kHz so far and how it should end.
@@ -53,7 +58,15 @@ struct Listening {
     samples: Vec<f32>,
     ended: bool,
     cancelled: bool,
+    /// Turn detection on the samples, when the VAD is loaded.
+    activity: Option<VoiceActivity>,
+    /// Whether any speech was heard in the turn, and since the last partial decode.
+    heard_speech: bool,
+    speech_since_decode: bool,
 }
+
+/// The VAD weights, served beside the worker (scripts/build-site.sh copies them).
+const VAD_URL: &str = "./vad/silero_vad_16k.safetensors";
 
 /// Most audio one turn keeps (ten minutes at 16 kHz); later samples are dropped.
 const MAX_TURN_SAMPLES: usize = 16_000 * 600;
@@ -468,8 +481,39 @@ fn hear(state: &Rc<RefCell<State>>, target: u64, buffers: Vec<Vec<u8>>) -> Resul
         .collect();
     let out = l.resampler.push(&samples).map_err(|e| e.to_string())?;
     let room = MAX_TURN_SAMPLES.saturating_sub(l.samples.len());
-    l.samples.extend_from_slice(&out[..out.len().min(room)]);
+    let out = &out[..out.len().min(room)];
+    l.samples.extend_from_slice(out);
+    l.observe(out);
     Ok(())
+}
+
+impl Listening {
+    /// Runs the turn detector over new samples, reporting where speech starts and ends.
+    fn observe(&mut self, samples: &[f32]) {
+        let Some(activity) = self.activity.as_mut() else { return };
+        for ev in activity.push(samples) {
+            let speaking = matches!(ev, VoiceEvent::Start { .. });
+            self.heard_speech |= speaking;
+            post(&Event::Voice { id: self.id, speaking });
+        }
+        self.speech_since_decode |= activity.speaking();
+    }
+}
+
+/// The VAD, fetched and read once; `None` when it cannot be had (the reason is logged once).
+async fn voice_activity(state: &Rc<RefCell<State>>) -> Option<VoiceActivity> {
+    if state.borrow().vad.is_none() {
+        let loaded = match WebHttp.get(VAD_URL).await {
+            Ok(bytes) => SileroVad::from_safetensors(&bytes).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = &loaded {
+            log::warn!("no voice activity detection: {e}");
+        }
+        state.borrow_mut().vad = Some(loaded);
+    }
+    let vad = state.borrow().vad.as_ref()?.as_ref().ok()?.clone();
+    Some(VoiceActivity::new(vad, TurnConfig::default()))
 }
 
 /// A spoken turn: gathers audio until `EndTurn` (or `Cancel`), posting the text so far every
@@ -487,9 +531,26 @@ async fn listen(state: &Rc<RefCell<State>>, id: u64, sample_rate: u32, language:
             Ok(r) => r,
             Err(e) => return fail(id, ErrorKind::Request, format!("microphone audio: {e}")),
         };
-        st.listening = Some(Listening { id, resampler, samples: Vec::new(), ended: false, cancelled: false });
+        st.listening = Some(Listening {
+            id,
+            resampler,
+            samples: Vec::new(),
+            ended: false,
+            cancelled: false,
+            activity: None,
+            heard_speech: false,
+            speech_since_decode: false,
+        });
         rec
     };
+    // Audio that arrives while the VAD loads is heard; the VAD sees what comes after.
+    let activity = voice_activity(state).await;
+    let with_vad = activity.is_some();
+    if let Some(l) = state.borrow_mut().listening.as_mut().filter(|l| l.id == id) {
+        l.activity = activity;
+        let so_far = l.samples.clone();
+        l.observe(&so_far);
+    }
     let opts = TranscribeOptions { language, ..Default::default() };
     let mut decoded_at = 0;
     let mut shown = String::new();
@@ -501,7 +562,12 @@ async fn listen(state: &Rc<RefCell<State>>, id: u64, sample_rate: u32, language:
             let n = l.samples.len();
             let due = partial && n >= decoded_at + PARTIAL_STEP_SAMPLES && n <= PARTIAL_MAX_SAMPLES;
             // Silence since the last decode cannot change the text: skip it.
-            let sound = due && l.samples[decoded_at.min(n)..].iter().any(|x| x.abs() > PARTIAL_SOUND_PEAK);
+            let sound = due
+                && if with_vad {
+                    l.speech_since_decode
+                } else {
+                    l.samples[decoded_at.min(n)..].iter().any(|x| x.abs() > PARTIAL_SOUND_PEAK)
+                };
             if due && !sound {
                 decoded_at = n;
             }
@@ -516,6 +582,9 @@ async fn listen(state: &Rc<RefCell<State>>, id: u64, sample_rate: u32, language:
         }
         if let Some(samples) = due {
             decoded_at = samples.len();
+            if let Some(l) = state.borrow_mut().listening.as_mut() {
+                l.speech_since_decode = l.activity.as_ref().is_some_and(VoiceActivity::speaking);
+            }
             match rec.transcribe(&samples, &opts, &mut |_| {}).await {
                 Ok(t) if t.text != shown => {
                     shown = t.text;
@@ -537,7 +606,10 @@ async fn listen(state: &Rc<RefCell<State>>, id: u64, sample_rate: u32, language:
     }
     let audio_s = samples.len() as f64 / qwglm_audio::SAMPLE_RATE_HZ as f64;
     let t0 = qwglm_engine::gpu::now_ms();
-    let (text, language) = if samples.is_empty() {
+    // No speech in the whole turn (silence, noise, music): no transcript, and no "Thank you."
+    // from Whisper.
+    let no_speech = with_vad && !l.heard_speech;
+    let (text, language) = if samples.is_empty() || no_speech {
         (String::new(), None)
     } else {
         match rec.transcribe(&samples, &opts, &mut |_| {}).await {

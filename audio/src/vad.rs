@@ -22,6 +22,7 @@ const BINS: usize = N_FFT / 2 + 1;
 const HIDDEN: usize = 128;
 
 /// A 3-tap convolution with padding 1.
+#[derive(Clone)]
 struct Conv {
     w: Vec<f32>,
     b: Vec<f32>,
@@ -56,6 +57,7 @@ impl Conv {
 }
 
 /// The Silero VAD network with its recurrent state.
+#[derive(Clone)]
 pub struct SileroVad {
     stft: Vec<f32>,
     convs: [Conv; 4],

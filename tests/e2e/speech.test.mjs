@@ -108,9 +108,10 @@ test('a spoken turn is transcribed as the command line does and answered by the 
         /^GPU memory: [\d.]+ MiB \(chat [1-9][\d.]* MiB · speech (\d{2,})\.\d MiB\)$/);
       await setGreedy(page, reference.max_new_tokens);
 
-      // First the words stay in the composer to edit.
+      // First the words stay in the composer to edit, and the turn ends by a second click.
       await page.getByTestId('send-spoken').uncheck();
       await page.getByTestId('live-transcript').uncheck();
+      await page.getByTestId('auto-end').uncheck();
       const input = page.getByTestId('composer-input');
       await page.getByTestId('mic').click();
       await page.getByTestId('listening').filter({ hasText: 'Listening' }).waitFor({ timeout: 30_000 });
@@ -126,17 +127,17 @@ test('a spoken turn is transcribed as the command line does and answered by the 
       assert.match(heard, /sunny/i);
       assert.equal(await page.getByTestId('message-user').count(), 0, 'nothing was sent');
 
-      // Sent as soon as the turn ends, after what was typed; the reply comes from the chat
-      // model loaded beside the recognizer.
+      // Then one click only: voice activity (Silero VAD, served with the site) hears the
+      // speech start and, once the speaker has been silent for the hangover, ends the turn;
+      // it is sent after what was typed, and the chat model loaded beside the recognizer
+      // answers. (Each getUserMedia plays the fake microphone's file from its start.)
       await page.getByTestId('send-spoken').check();
+      await page.getByTestId('auto-end').check();
       await input.fill('Note:');
       await page.getByTestId('mic').click();
-      await page.getByTestId('listening').filter({ hasText: 'Listening' }).waitFor({ timeout: 30_000 });
-      await page.waitForTimeout(7000);
-      await page.getByTestId('mic').click();
+      await page.getByTestId('listening').filter({ hasText: 'hearing you' }).waitFor({ timeout: 30_000 });
       await page.getByTestId('listening').waitFor({ state: 'detached', timeout: 300_000 });
       const sent = await page.getByTestId('message-user').nth(0).getByTestId('message-text').textContent();
-      console.log(`second turn: ${sent}; notice: ${await page.getByTestId('voice-notice').count()}`);
       assert.match(sent, /^Note: /);
       assert.ok(wer(sent.slice('Note: '.length), expected) <= 0.3, `sent "${sent}"`);
       assert.equal(await input.inputValue(), '');
@@ -147,13 +148,21 @@ test('a spoken turn is transcribed as the command line does and answered by the 
   }
 });
 
-test('a refused microphone and a missing one are clear messages', async () => {
+test('a refused microphone, a missing one and a silent one are clear messages', async () => {
   server ??= await startServer({ models: path.join(dir, 'models') });
   const cases = [
     // The permission prompt is answered "no".
     { args: [...FAKE_MIC, '--deny-permission-prompts'], message: /Microphone access was refused/ },
     // No capture device at all.
     { args: ['--use-fake-ui-for-media-stream'], message: /No microphone was found/ },
+    // A microphone that hears only silence: the turn, ended by a second click, has no words
+    // (voice activity heard no speech, so Whisper never ran), and nothing is sent.
+    {
+      args: [...FAKE_MIC, '--use-fake-ui-for-media-stream',
+        `--use-file-for-fake-audio-capture=${path.join(root, 'tests/fixtures/speech/clips/silence.wav')}%noloop`],
+      message: /Nothing was heard in \d+\.\d s of audio/,
+      silent: true,
+    },
   ];
   for (const c of cases) {
     const browser = await launch(c.args);
@@ -165,7 +174,13 @@ test('a refused microphone and a missing one are clear messages', async () => {
         await page.getByTestId('load-speech').click();
         await speechStatus(page).filter({ hasText: /Ready|Could not/ }).waitFor({ timeout: 240_000 });
         await page.getByTestId('mic').click();
-        await page.getByTestId('voice-notice').filter({ hasText: c.message }).waitFor({ timeout: 30_000 });
+        if (c.silent) {
+          await page.getByTestId('listening').filter({ hasText: 'Listening' }).waitFor({ timeout: 30_000 });
+          await page.waitForTimeout(2500);
+          await page.getByTestId('mic').click();
+        }
+        await page.getByTestId('voice-notice').filter({ hasText: c.message }).waitFor({ timeout: 120_000 });
+        assert.equal(await page.getByTestId('message-user').count(), 0);
         assert.equal(await page.getByTestId('listening').count(), 0);
         assert.equal(await page.getByTestId('mic').getAttribute('aria-pressed'), 'false');
       });

@@ -71,6 +71,9 @@ pub fn Settings() -> impl IntoView {
                 |s| &mut s.send_spoken,
             )}
             {toggle("live-transcript", "Show the words while I speak", |s| &mut s.live_transcript)}
+            {toggle("auto-end", "End my turn when I stop talking (after a click; holding the button keeps it open)", |s| {
+                &mut s.auto_end
+            })}
             <label>
                 "Spoken language (a code such as en or de; blank: detected)"
                 <input

@@ -63,6 +63,22 @@ pub fn partial(st: AppState, id: u64, text: &str) {
     }
 }
 
+/// Voice activity in turn `id`: shown, and the end of speech ends a turn the button is not
+/// holding open (when the settings say so).
+pub fn voice(st: AppState, id: u64, speaking: bool) {
+    if !is_turn(st, id) {
+        return;
+    }
+    st.listening.update(|l| {
+        if let Some(l) = l {
+            l.speaking = speaking;
+        }
+    });
+    if !speaking && st.settings.get_untracked().auto_end && !st.mic_held.get_value() {
+        end_turn(st);
+    }
+}
+
 /// The turn's final text: into the composer, and sent when the settings say so.
 pub fn heard(st: AppState, transcript: Option<TurnTranscript>) {
     let Some(l) = st.listening.get_untracked() else { return };
@@ -193,7 +209,7 @@ pub fn start_listening(st: AppState) {
     }
     st.voice_notice.set(None);
     // Id 0 while the microphone opens; a release meanwhile ends the turn as soon as it is open.
-    st.listening.set(Some(Listening { id: 0, before: st.draft.get_untracked(), capturing: true }));
+    st.listening.set(Some(Listening { id: 0, before: st.draft.get_untracked(), capturing: true, speaking: false }));
     wasm_bindgen_futures::spawn_local(async move {
         let (ctx, stream, node) = match open_mic().await {
             Ok(m) => m,
@@ -319,13 +335,16 @@ pub fn MicButton() -> impl IntoView {
                 "Load a speech recognition model to talk"
             }
             on:pointerdown=move |_| {
+                st.mic_held.set_value(true);
                 let started = !listening();
                 press.set_value(Some((js_sys::Date::now(), started)));
                 if started {
                     start_listening(st);
                 }
             }
+            on:pointerleave=move |_| st.mic_held.set_value(false)
             on:pointerup=move |_| {
+                st.mic_held.set_value(false);
                 if let Some((t0, true)) = press.get_value() {
                     if js_sys::Date::now() - t0 >= HOLD_MS && capturing() {
                         end_turn(st);
@@ -355,7 +374,11 @@ pub fn MicButton() -> impl IntoView {
         </button>
         <Show when=listening>
             <span class="listening" data-testid="listening">
-                {move || if capturing() { "Listening…" } else { "Transcribing…" }}
+                {move || match st.listening.get() {
+                    Some(l) if l.capturing && l.speaking => "Listening… (hearing you)",
+                    Some(l) if l.capturing => "Listening…",
+                    _ => "Transcribing…",
+                }}
             </span>
             <button type="button" class="mic-cancel" data-testid="mic-cancel" aria-label="Cancel the spoken turn"
                 on:click=move |_| cancel_turn(st)>"×"</button>
