@@ -47,6 +47,22 @@ pub enum ModelStatus<I = ModelInfo> {
     Failed(String),
 }
 
+impl<I> ModelStatus<I> {
+    /// Downloading or loading.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, ModelStatus::Loading { .. } | ModelStatus::Downloading { .. })
+    }
+
+    /// The load button's words: `first` until something was loaded or failed.
+    pub fn button_label(&self, first: &'static str) -> &'static str {
+        match self {
+            ModelStatus::Failed(_) => "Retry",
+            ModelStatus::Ready(_) => "Reload",
+            _ => first,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum EntryState {
     Streaming,

@@ -254,9 +254,25 @@ fn load_progress(id: u64) -> impl FnMut(&qwglm_engine::models::layers::LoadProgr
 /// The origin-private folder of downloaded models.
 const MODEL_STORE: &str = "qwglm-models";
 
-/// Lists the repository (or takes the stored listing offline), picks the model's files and
-/// downloads what is not stored whole yet, reporting progress.
+/// Opens the model cache, lists the repository (or takes the stored listing offline), picks
+/// the model's files and downloads what is not stored whole yet, reporting progress. The
+/// store is returned open for the load (and closed here when this fails).
 async fn fetch_model(
+    id: u64,
+    repo: &Repo,
+    gguf: Option<&str>,
+) -> Result<(OpfsStore, hub::Manifest, hub::ModelChoice), qwglm_engine::LoadError> {
+    let store = OpfsStore::open(MODEL_STORE).await?;
+    match fetch_into(&store, id, repo, gguf).await {
+        Ok((manifest, choice)) => Ok((store, manifest, choice)),
+        Err(e) => {
+            store.close().await;
+            Err(e)
+        }
+    }
+}
+
+async fn fetch_into(
     store: &OpfsStore,
     id: u64,
     repo: &Repo,
@@ -273,6 +289,11 @@ async fn fetch_model(
     })
     .await?;
     Ok((manifest, choice))
+}
+
+/// The quantized type a load asks for (`q8_0`, `q4_0`); other names keep the stored type.
+fn quantized(name: Option<&str>) -> Option<DType> {
+    name.and_then(DType::parse).filter(|d| d.is_quantized())
 }
 
 /// The cached models and the origin's storage estimate.
@@ -326,21 +347,13 @@ async fn load(state: &Rc<RefCell<State>>, id: u64, source: ModelSource, max_cont
             ChatModel::load(gpu.clone(), &HttpSource::new(&base_url), options, &mut progress).await
         }
         ModelSource::Hub { repo, gguf, quantize } => {
-            let store = match OpfsStore::open(MODEL_STORE).await {
-                Ok(s) => s,
-                Err(e) => return fail(id, ErrorKind::Load, e),
-            };
-            let fetched = fetch_model(&store, id, &repo, gguf.as_deref()).await;
-            let (manifest, choice) = match fetched {
+            let (store, manifest, choice) = match fetch_model(id, &repo, gguf.as_deref()).await {
                 Ok(x) => x,
-                Err(e) => {
-                    store.close().await;
-                    return fail(id, ErrorKind::Load, e);
-                }
+                Err(e) => return fail(id, ErrorKind::Load, e),
             };
             options.weights = choice.weights;
             options.mmproj = choice.mmproj;
-            options.quantize = quantize.as_deref().and_then(DType::parse).filter(|d| d.is_quantized());
+            options.quantize = quantized(quantize.as_deref());
             let src = CachedSource { store: &store, manifest };
             let r = ChatModel::load(gpu.clone(), &src, options, &mut progress).await;
             store.close().await;
@@ -427,21 +440,11 @@ async fn load_speech(state: &Rc<RefCell<State>>, id: u64, source: ModelSource) {
                 .await
         }
         ModelSource::Hub { repo, quantize, .. } => {
-            let store = match OpfsStore::open(MODEL_STORE).await {
-                Ok(s) => s,
+            let (store, manifest, _) = match fetch_model(id, &repo, None).await {
+                Ok(x) => x,
                 Err(e) => return fail(id, ErrorKind::Load, e),
             };
-            let manifest = match fetch_model(&store, id, &repo, None).await {
-                Ok((manifest, _)) => manifest,
-                Err(e) => {
-                    store.close().await;
-                    return fail(id, ErrorKind::Load, e);
-                }
-            };
-            let options = SpeechLoadOptions {
-                quantize: quantize.as_deref().and_then(DType::parse).filter(|d| d.is_quantized()),
-                ..Default::default()
-            };
+            let options = SpeechLoadOptions { quantize: quantized(quantize.as_deref()), ..Default::default() };
             let src = CachedSource { store: &store, manifest };
             let r = Recognizer::load(gpu.clone(), &src, options, &mut progress).await;
             store.close().await;

@@ -128,12 +128,8 @@ pub fn run(a: Args) -> Result<()> {
 
 /// A speech-recognizer shape: encoder per 30 s window, decoder steps, real-time factor.
 fn speech(a: &Args, dtype: DType) -> Result<()> {
-    if bench::whisper_config(&a.synthetic).is_none() {
-        bail!(
-            "unknown speech shape {:?} (whisper-tiny, whisper-base, whisper-small, whisper-large-v3-turbo)",
-            a.synthetic
-        );
-    }
+    // The shape is checked before the GPU opens, so a bad name is one error line.
+    bench::whisper_config(&a.synthetic)?;
     pollster::block_on(async {
         let gpu = Gpu::new().await?;
         eprintln!("adapter: {} ({})", gpu.adapter.name, gpu.adapter.backend);

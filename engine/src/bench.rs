@@ -657,15 +657,19 @@ pub async fn run_vision(
 }
 
 /// Published Whisper shapes (the `config.json` of the Hub's `openai/whisper-*` repositories).
-pub fn whisper_config(name: &str) -> Option<serde_json::Value> {
+pub fn whisper_config(name: &str) -> Result<serde_json::Value, EngineError> {
     let (d, enc, dec, heads, mels, vocab) = match name {
         "whisper-tiny" => (384, 4, 4, 6, 80, 51865),
         "whisper-base" => (512, 6, 6, 8, 80, 51865),
         "whisper-small" => (768, 12, 12, 12, 80, 51865),
         "whisper-large-v3-turbo" => (1280, 32, 4, 20, 128, 51866),
-        _ => return None,
+        other => {
+            return Err(EngineError::Input(format!(
+                "unknown speech shape {other:?} (whisper-tiny, whisper-base, whisper-small, whisper-large-v3-turbo)"
+            )))
+        }
     };
-    Some(serde_json::json!({
+    Ok(serde_json::json!({
         "model_type": "whisper", "d_model": d, "encoder_layers": enc, "decoder_layers": dec,
         "encoder_attention_heads": heads, "decoder_attention_heads": heads,
         "encoder_ffn_dim": 4 * d, "decoder_ffn_dim": 4 * d, "num_mel_bins": mels,
@@ -721,11 +725,7 @@ pub async fn run_speech(
     reps: usize,
     progress: &mut dyn FnMut(&str),
 ) -> Result<SpeechBench, EngineError> {
-    let config = whisper_config(model).ok_or_else(|| {
-        EngineError::Input(format!(
-            "unknown speech shape {model:?} (whisper-tiny, whisper-base, whisper-small, whisper-large-v3-turbo)"
-        ))
-    })?;
+    let config = whisper_config(model)?;
     let bytes = serde_json::to_vec(&config).map_err(|e| EngineError::Input(e.to_string()))?;
     let cfg = WhisperConfig::parse(&bytes)?;
     let tensors: Vec<(String, Vec<usize>)> =
@@ -817,7 +817,7 @@ mod tests {
             let got = src.size() as f64 / 1e6;
             assert!((got / mb - 1.0).abs() < 0.002, "{shape}: {got:.2} MB");
         }
-        assert!(whisper_config("whisper-huge").is_none());
+        assert!(whisper_config("whisper-huge").is_err());
     }
 
     #[test]

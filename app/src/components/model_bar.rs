@@ -83,12 +83,8 @@ fn url_field(testid: &'static str, choice: RwSignal<String>, url: RwSignal<Strin
 #[component]
 pub fn SpeechBar() -> impl IntoView {
     let st = use_app_state();
-    let busy = move || matches!(st.speech_status.get(), ModelStatus::Loading { .. } | ModelStatus::Downloading { .. });
-    let label = move || match st.speech_status.get() {
-        ModelStatus::Failed(_) => "Retry",
-        ModelStatus::Ready(_) => "Reload",
-        _ => "Load speech",
-    };
+    let busy = move || st.speech_status.with(ModelStatus::is_busy);
+    let label = move || st.speech_status.with(|s| s.button_label("Load speech"));
     let options = SPEECH_VARIANTS.iter().map(|v| view! { <option value=v.id>{v.label}</option> }).collect::<Vec<_>>();
     let details = move || {
         catalog::speech_variant(&st.speech_choice.get()).map(|v| {
@@ -146,12 +142,8 @@ pub fn SpeechBar() -> impl IntoView {
 #[component]
 pub fn ModelBar() -> impl IntoView {
     let st = use_app_state();
-    let busy = move || matches!(st.status.get(), ModelStatus::Loading { .. } | ModelStatus::Downloading { .. });
-    let button_label = move || match st.status.get() {
-        ModelStatus::Failed(_) => "Retry",
-        ModelStatus::Ready(_) => "Reload",
-        _ => "Load model",
-    };
+    let busy = move || st.status.with(ModelStatus::is_busy);
+    let button_label = move || st.status.with(|s| s.button_label("Load model"));
     let custom_repo = st.custom_repo.get_value();
     let options = VARIANTS
         .iter()

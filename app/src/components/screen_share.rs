@@ -7,16 +7,13 @@ use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+use crate::components::{js_message, stop_tracks};
 use crate::state::{use_app_state, AppState, Attachment};
 
 /// Stops every track of the shared stream and forgets it.
 fn stop_share(st: AppState) {
     if let Some(stream) = st.screen.get_untracked() {
-        for t in stream.get_tracks().iter() {
-            if let Ok(track) = t.dyn_into::<web_sys::MediaStreamTrack>() {
-                track.stop();
-            }
-        }
+        stop_tracks(&stream);
     }
     st.screen.set(None);
 }
@@ -55,13 +52,6 @@ async fn start_share(st: AppState) {
         }
         Err(e) => st.screen_notice.set(Some(format!("Screen sharing was not allowed: {}", js_message(&e)))),
     }
-}
-
-fn js_message(e: &JsValue) -> String {
-    js_sys::Reflect::get(e, &JsValue::from_str("message"))
-        .ok()
-        .and_then(|m| m.as_string())
-        .unwrap_or_else(|| format!("{e:?}"))
 }
 
 /// The preview element of the shared screen (the page has at most one).

@@ -9,6 +9,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
+use crate::components::{js_message, stop_tracks};
 use crate::protocol::{Request, TurnTranscript};
 use crate::state::{use_app_state, AppState, Listening, ModelStatus};
 
@@ -32,11 +33,7 @@ impl Mic {
     fn close(&self) {
         self.node.port().map(|p| p.set_onmessage(None)).unwrap_or_default();
         let _ = self.node.disconnect();
-        for t in self.stream.get_tracks().iter() {
-            if let Ok(t) = t.dyn_into::<web_sys::MediaStreamTrack>() {
-                t.stop();
-            }
-        }
+        stop_tracks(&self.stream);
         let _ = self.ctx.close();
     }
 }
@@ -142,13 +139,6 @@ fn mic_error(e: &JsValue) -> String {
     }
 }
 
-fn js_message(e: &JsValue) -> String {
-    e.dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .or_else(|| e.as_string())
-        .unwrap_or(format!("{e:?}"))
-}
-
 /// Opens the microphone, the audio context at the device's rate and the capture worklet
 /// (not yet connected).
 async fn open_mic() -> Result<(web_sys::AudioContext, web_sys::MediaStream, web_sys::AudioWorkletNode), String> {
@@ -169,13 +159,6 @@ async fn open_mic() -> Result<(web_sys::AudioContext, web_sys::MediaStream, web_
     constraints.set_audio(&audio);
     let promise = devices.get_user_media_with_constraints(&constraints).map_err(|e| mic_error(&e))?;
     let stream: web_sys::MediaStream = JsFuture::from(promise).await.map_err(|e| mic_error(&e))?.unchecked_into();
-    let close_stream = |stream: &web_sys::MediaStream| {
-        for t in stream.get_tracks().iter() {
-            if let Ok(t) = t.dyn_into::<web_sys::MediaStreamTrack>() {
-                t.stop();
-            }
-        }
-    };
     let setup = async {
         let ctx = web_sys::AudioContext::new().map_err(|e| format!("no audio context: {}", js_message(&e)))?;
         let worklet = ctx.audio_worklet().map_err(|e| format!("no audio worklet: {}", js_message(&e)))?;
@@ -191,7 +174,7 @@ async fn open_mic() -> Result<(web_sys::AudioContext, web_sys::MediaStream, web_
     match setup.await {
         Ok((ctx, node)) => Ok((ctx, stream, node)),
         Err(e) => {
-            close_stream(&stream);
+            stop_tracks(&stream);
             Err(e)
         }
     }
